@@ -1,0 +1,123 @@
+"""The process's database engine, chosen by ``PORTAL_DATABASE_URL``.
+
+Piccolo finds its engine through a ``piccolo_conf`` module; ours
+(``core.piccolo_conf``) asks this module, so the CLI, the app and Piccolo's own
+migration commands all talk to the same database. A process has one database;
+what must not leak between apps (plugins, settings, caches) lives on the app.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import TABLE_REGISTRY
+
+os.environ.setdefault("PICCOLO_CONF", "core.piccolo_conf")
+
+_engine: Engine | None = None
+_engine_url: str | None = None
+
+
+def engine_for_url(url: str) -> Engine:
+    """Build (but do not connect) the Piccolo engine a database URL names."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteEngine(path=str(path), timeout=30)
+    return PostgresEngine(config={"dsn": url})
+
+
+def use_database(url: str) -> Engine:
+    """Point every table at the database ``url`` (idempotent for the same URL)."""
+    global _engine, _engine_url
+    if _engine is None or url != _engine_url:
+        _engine = engine_for_url(url)
+        _engine_url = url
+    for table in TABLE_REGISTRY:
+        table._meta.db = _engine
+    return _engine
+
+
+def engine() -> Engine:
+    """The current engine; configured from the environment on first use (CLI, Piccolo)."""
+    if _engine is None:
+        from core.settings import load_settings
+
+        use_database(load_settings().database_url)
+    assert _engine is not None
+    return _engine
+
+
+def is_sqlite() -> bool:
+    """SQLite and PostgreSQL differ in transaction modes and a few SQL details."""
+    return isinstance(engine(), SQLiteEngine)
+
+
+async def connect() -> None:
+    """Open what the engine needs for serving: a pool on PostgreSQL, WAL mode on SQLite."""
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=1, max_size=10)
+    else:
+        await db.run_ddl("PRAGMA journal_mode=WAL")
+
+
+async def disconnect() -> None:
+    """Close the pool on shutdown."""
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.close_connection_pool()
+
+
+@asynccontextmanager
+async def atomic() -> AsyncIterator[None]:
+    """One database transaction for a change and everything it records (events, audit, outbox).
+
+    Nested calls join the outer transaction. On SQLite the transaction takes the
+    write lock up front (IMMEDIATE) so two writers queue instead of failing.
+    """
+    db = engine()
+    if db.current_transaction.get() is not None:
+        yield
+        return
+    if isinstance(db, SQLiteEngine):
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+def new_id() -> uuid.UUID:
+    """Random, non-sequential ids for every row (no guessable counters in URLs)."""
+    return uuid.uuid4()
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every stored time is UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; treat them as the UTC they were stored as."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def load_json(value: Any) -> Any:
+    """JSON columns come back as text on some engines; give callers Python values."""
+    import json
+
+    if isinstance(value, str | bytes):
+        return json.loads(value) if value else None
+    return value

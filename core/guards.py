@@ -1,0 +1,83 @@
+"""Route guards: plain ``(connection, handler)`` functions, as Litestar expects.
+
+The same ``ctx.can`` decides both what a guard lets through and what the
+navigation shows. Not being a member of an organization looks exactly like the
+organization not existing (404), so slugs of other customers cannot be probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+
+from core.context import RequestContext
+from core.identity import resolve_membership
+from core.middleware import CTX_KEY
+
+Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
+
+
+class LoginRequired(NotAuthorizedException):
+    """No signed-in user: pages redirect to the login form, the API answers 401."""
+
+
+def context_of(connection: ASGIConnection[Any, Any, Any, Any]) -> RequestContext:
+    """The request's context (the middleware made it); 404 on a host with no tenant."""
+    ctx = connection.scope.get("state", {}).get(CTX_KEY)
+    if ctx is None:
+        raise NotFoundException()
+    if ctx.request is None:
+        ctx.request = connection
+    return ctx
+
+
+async def login_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Only signed-in users pass."""
+    if context_of(connection).user is None:
+        raise LoginRequired()
+
+
+async def organization_member(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Members of the ``{org}`` in the path pass; everyone else sees a 404."""
+    ctx = context_of(connection)
+    if ctx.user is None:
+        raise LoginRequired()
+    if ctx.organization is None and not await resolve_membership(ctx, connection.path_params["org"]):
+        raise NotFoundException()
+
+
+def requires(*permissions: str) -> Guard:
+    """A guard that lets through users holding every one of ``permissions`` (themed 403 otherwise)."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        ctx = context_of(connection)
+        if ctx.user is None and ctx.actor_override is None:
+            raise LoginRequired()
+        missing = [p for p in permissions if not ctx.can(p)]
+        if missing:
+            raise PermissionDeniedException(f"Your role does not allow this ({', '.join(missing)}).")
+
+    guard.__name__ = f"requires_{'_'.join(p.replace('.', '_') for p in permissions)}"
+    return guard
+
+
+def plugin_enabled(slug: str) -> Guard:
+    """Routes of a plugin the tenant has not enabled answer 404, as if they did not exist."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        ctx = context_of(connection)
+        if not ctx.runtime.plugins.is_enabled(slug, ctx.tenant):
+            raise NotFoundException()
+
+    guard.__name__ = f"plugin_enabled_{slug}"
+    return guard
+
+
+def provide_ctx(request: Request[Any, Any, Any]) -> RequestContext:
+    """Dependency: handlers declare ``ctx: RequestContext``."""
+    return context_of(request)

@@ -1,0 +1,262 @@
+"""Every hook a Portal plugin can implement (pluggy project ``portal``).
+
+This module is the contract. Each hook says when the core calls it, what it
+returns and shows an example; ``portal hooks docs`` prints this as the hooks page and a
+test fails when a hook here has no docstring or no test.
+
+Hook implementations may be sync or async (the core awaits what is awaitable),
+except the *build-time* hooks (``portal_plugin``, ``portal_permissions``,
+``portal_routes``, ``portal_template_dirs``, ``portal_static_dirs``,
+``portal_piccolo_apps``, ``portal_cli``, ``portal_outbox_handlers``), which run while the app is
+built and must return plain values. Request-time hooks only reach plugins that
+are enabled for the tenant of the request. A request-time hook that raises is
+logged and skipped; the page still renders. ``portal_event`` is the exception:
+it runs inside the caller's transaction, so a failure there fails the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from core import PROJECT_NAME
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def portal_plugin() -> Any:
+    """Describe the plugin; called once when it is registered.
+
+    Returns a ``core.contracts.PluginInfo``. Its ``slug`` names the plugin in tenant
+    manifests and in its URLs; ``requires_portal`` is checked against the core's version.
+
+    Example::
+
+        @hookimpl
+        def portal_plugin():
+            return PluginInfo("status", "Status", "1.0.0", "Service status page")
+    """
+
+
+@hookspec
+def portal_permissions() -> Any:
+    """Contribute permissions; called when the app is built.
+
+    Returns a list of ``core.contracts.Permission``. On a tenant where the plugin is
+    disabled its permissions do not exist, so ``ctx.can(...)`` is false there.
+
+    Example::
+
+        @hookimpl
+        def portal_permissions():
+            return [Permission("status.read", "See service status", {"owner", "admin", "member"})]
+    """
+
+
+@hookspec
+def portal_routes() -> Any:
+    """Contribute Litestar handlers; called when the app is built.
+
+    Returns ``core.contracts.PluginRoutes(pages=[...], api=[...], public=[...])`` (a plain
+    list means pages). Pages mount at ``/o/{org}/{slug}`` behind the login and
+    membership guard, API handlers at ``/api/v1/{slug}``. All of them answer 404 on a
+    tenant where the plugin is disabled.
+
+    Example::
+
+        @get("/")
+        async def status_page(ctx: RequestContext) -> Response:
+            return render(ctx, "status/index.html")
+
+        @hookimpl
+        def portal_routes():
+            return PluginRoutes(pages=[status_page])
+    """
+
+
+@hookspec
+def portal_nav_items(ctx: Any) -> Any:
+    """Contribute navigation links for the current organization; called on every page render.
+
+    Returns a list of ``core.contracts.NavItem``; an item with a permission is shown only
+    where ``ctx.can(permission)``, the same check the route guard makes.
+
+    Example::
+
+        @hookimpl
+        def portal_nav_items(ctx):
+            return [NavItem("Status", "/o/{org}/status/", "status.read", order=50)]
+    """
+
+
+@hookspec
+def portal_template_dirs() -> Any:
+    """Add folders to the Jinja2 loader chain (after the theme, before the core); build time.
+
+    Returns a list of paths. Keep templates under a folder named after the plugin
+    (``templates/status/index.html``) so themes can override them one by one.
+
+    Example::
+
+        @hookimpl
+        def portal_template_dirs():
+            return [Path(__file__).parent / "templates"]
+    """
+
+
+@hookspec
+def portal_static_dirs() -> Any:
+    """Add static folders; build time. Each is served at ``/static/plugins/{slug}/``.
+
+    Returns a list of paths.
+
+    Example::
+
+        @hookimpl
+        def portal_static_dirs():
+            return [Path(__file__).parent / "static"]
+    """
+
+
+@hookspec
+def portal_piccolo_apps() -> Any:
+    """Contribute the plugin's Piccolo apps (tables + migrations); build time and ``portal migrate``.
+
+    Returns a list of module paths of ``piccolo_app`` modules (each defining
+    ``APP_CONFIG``), as Piccolo's ``AppRegistry`` expects; declare a migration dependency
+    on ``core.piccolo_app`` and never alter core tables.
+
+    Example::
+
+        @hookimpl
+        def portal_piccolo_apps():
+            return ["plugins.status.piccolo_app"]
+    """
+
+
+@hookspec
+def portal_dashboard_cards(ctx: Any) -> Any:
+    """Contribute cards to the organization overview (``/o/{org}/``); called on each view.
+
+    Returns a list of ``core.contracts.DashboardCard`` (a value with a link, or a
+    template of the plugin rendered with ``context``).
+
+    Example::
+
+        @hookimpl
+        async def portal_dashboard_cards(ctx):
+            return [DashboardCard("Open incidents", value="0", link=f"/o/{ctx.organization.slug}/status/")]
+    """
+
+
+@hookspec
+def portal_usage_metrics(ctx: Any, org: Any) -> Any:
+    """Report what the plugin meters for an organization in the current period.
+
+    Called by the usage and billing sections (seats, active keys, ...). Returns a list
+    of ``core.contracts.UsageMetric``.
+
+    Example::
+
+        @hookimpl
+        async def portal_usage_metrics(ctx, org):
+            return [UsageMetric("seats", "Seats", used=await count_members(org.id), limit=10)]
+    """
+
+
+@hookspec
+def portal_event(event: Any) -> Any:
+    """Receive every domain event (``core.events.emit``); called inside the caller's transaction.
+
+    ``event`` is a ``core.events.Event``. Write audit rows, enqueue outbox messages,
+    create notifications; raising here rolls the change back.
+
+    Example::
+
+        @hookimpl
+        async def portal_event(event):
+            if event.type == "team.member.removed":
+                await enqueue("slack.post", {"text": f"{event.target.display} left"}, tenant_id=event.tenant_id)
+    """
+
+
+@hookspec
+def portal_cli(group: Any) -> Any:
+    """Add commands to the ``portal`` command line; called when the CLI starts.
+
+    ``group`` is the root ``click.Group``; add a command or a sub-group to it.
+
+    Example::
+
+        @hookimpl
+        def portal_cli(group):
+            @group.command("status-check")
+            def status_check():
+                click.echo("all systems go")
+    """
+
+
+@hookspec
+def portal_seed_demo(ctx: Any, org: Any) -> Any:
+    """Fill a demo organization with the plugin's demo content (``make run``).
+
+    Called once per demo organization when ``portal tenants apply --seed-demo`` runs;
+    must be idempotent (running it twice adds nothing). ``ctx`` is a system context
+    of the tenant, ``org`` the organization row.
+
+    Example::
+
+        @hookimpl
+        async def portal_seed_demo(ctx, org):
+            if not await Incident.exists().where(Incident.organization == org.id):
+                await Incident.insert(Incident(organization=org.id, title="Degraded API latency"))
+    """
+
+
+@hookspec
+def portal_startup(app: Any) -> Any:
+    """Run when the app starts serving (after the database is connected).
+
+    Example::
+
+        @hookimpl
+        async def portal_startup(app):
+            app.state.status_cache = {}
+    """
+
+
+@hookspec
+def portal_shutdown(app: Any) -> Any:
+    """Run when the app stops; release what ``portal_startup`` acquired.
+
+    Example::
+
+        @hookimpl
+        async def portal_shutdown(app):
+            app.state.status_cache.clear()
+    """
+
+
+@hookspec
+def portal_outbox_handlers() -> Any:
+    """Handle outbox message kinds; build time.
+
+    Returns ``{kind: async handler(payload, *, tenant_id, app)}``. The worker calls the
+    handler after the transaction that enqueued the message committed, retries with
+    back-off when it raises, and never runs one message twice at the same time.
+
+    Example::
+
+        @hookimpl
+        def portal_outbox_handlers():
+            return {"status.page_sms": send_sms}
+    """
+
+
+HOOK_NAMES: tuple[str, ...] = tuple(name for name in dict(globals()) if name.startswith("portal_"))
+BUILD_TIME_HOOKS = frozenset({
+    "portal_plugin", "portal_permissions", "portal_routes", "portal_template_dirs", "portal_static_dirs",
+    "portal_piccolo_apps", "portal_cli", "portal_outbox_handlers",
+})

@@ -1,0 +1,260 @@
+"""Declarative tenant manifests (``tenants/*.toml``) and ``portal tenants apply``.
+
+A manifest declares a tenant: slug, name, domains (the first is primary), theme,
+branding, enabled plugins, and demo organizations and users. Applying is
+idempotent: it creates what is missing, updates what differs, reports each
+change, and running it twice reports nothing. A malformed file is rejected with
+the file, the key and the reason, before anything of it is written; each file is
+applied in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from core.contracts import ROLES
+from core.db import atomic, load_json, utcnow
+from core.identity import normalize_email
+from core.security import Passwords
+from core.tables import Membership, Organization, Tenant, TenantDomain, User
+from core.tenancy import normalize_host
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class ManifestError(ValueError):
+    """A manifest is malformed: names the file, the key and the reason."""
+
+
+class MemberSpec(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    role: str
+
+
+class OrganizationSpec(msgspec.Struct, forbid_unknown_fields=True):
+    slug: str
+    name: str
+    members: list[MemberSpec] = []
+    demo: bool = True
+    settings: dict[str, Any] = {}
+
+
+class UserSpec(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    name: str = ""
+    password: str | None = None
+    tenant_admin: bool = False
+
+
+class BrandingSpec(msgspec.Struct, forbid_unknown_fields=True):
+    product_name: str | None = None
+    primary_color: str | None = None
+    accent_color: str | None = None
+    logo: str | None = None
+    support_email: str | None = None
+    support_url: str | None = None
+    sender_name: str | None = None
+    sender_email: str | None = None
+    legal_name: str | None = None
+    legal_address: str | None = None
+    tax_id: str | None = None
+
+
+class TenantManifest(msgspec.Struct, forbid_unknown_fields=True):
+    slug: str
+    name: str
+    domains: list[str]
+    theme: str = "default"
+    plugins: list[str] | None = None
+    branding: BrandingSpec = msgspec.field(default_factory=BrandingSpec)
+    settings: dict[str, Any] = {}
+    users: list[UserSpec] = []
+    organizations: list[OrganizationSpec] = []
+
+
+@dataclass
+class ApplyReport:
+    """What applying a manifest changed (empty when nothing did)."""
+
+    tenant: str
+    changes: list[str] = field(default_factory=list)
+    demo_organizations: list[uuid.UUID] = field(default_factory=list)
+
+
+def parse_manifest(path: Path, known_themes: set[str] | None = None) -> TenantManifest:
+    """Read and validate one manifest; ``ManifestError`` says file, key and reason."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        manifest = msgspec.convert(raw, TenantManifest)
+    except msgspec.ValidationError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+
+    def fail(key: str, reason: str) -> None:
+        raise ManifestError(f"{path}: `{key}`: {reason}")
+
+    if not SLUG.match(manifest.slug):
+        fail("slug", "use lower-case letters, digits and dashes")
+    if not manifest.domains:
+        fail("domains", "list at least one hostname")
+    for i, domain in enumerate(manifest.domains):
+        if normalize_host(domain) != domain.lower().rstrip("."):
+            fail(f"domains[{i}]", f"{domain!r} is not a valid hostname")
+    if known_themes is not None and manifest.theme not in known_themes:
+        fail("theme", f"no theme {manifest.theme!r} in themes/ (have: {', '.join(sorted(known_themes))})")
+    for key in ("primary_color", "accent_color"):
+        value = getattr(manifest.branding, key)
+        if value is not None and not HEX.match(value):
+            fail(f"branding.{key}", f"{value!r} is not a colour like #1a2b3c")
+    if manifest.branding.logo:
+        logo = path.parent / manifest.branding.logo
+        if not logo.is_file():
+            fail("branding.logo", f"file {logo} does not exist")
+        if logo.suffix.lower() not in {".svg", ".png"}:
+            fail("branding.logo", "use an .svg or .png file")
+    emails = {normalize_email(u.email) for u in manifest.users}
+    for i, org in enumerate(manifest.organizations):
+        if not SLUG.match(org.slug):
+            fail(f"organizations[{i}].slug", "use lower-case letters, digits and dashes")
+        for j, member in enumerate(org.members):
+            if member.role not in ROLES:
+                fail(f"organizations[{i}].members[{j}].role", f"{member.role!r} is not one of {', '.join(ROLES)}")
+            if normalize_email(member.email) not in emails:
+                fail(f"organizations[{i}].members[{j}].email", f"{member.email} is not listed under [[users]]")
+        if org.members and not any(m.role == "owner" for m in org.members):
+            fail(f"organizations[{i}].members", "an organization needs at least one owner")
+    return manifest
+
+
+def _branding_dict(manifest: TenantManifest) -> dict[str, Any]:
+    values = msgspec.structs.asdict(manifest.branding)
+    values.pop("logo")
+    return {k: v for k, v in values.items() if v is not None}
+
+
+async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Passwords) -> ApplyReport:
+    """Create or update the tenant of a manifest in one transaction."""
+    report = ApplyReport(manifest.slug)
+    note = report.changes.append
+    now = utcnow()
+    async with atomic():
+        row = await Tenant.select().where(Tenant.slug == manifest.slug).first()
+        logo, logo_type = None, None
+        if manifest.branding.logo:
+            logo_path = base_dir / manifest.branding.logo
+            logo = logo_path.read_bytes()
+            logo_type = "image/svg+xml" if logo_path.suffix.lower() == ".svg" else "image/png"
+        wanted = {"name": manifest.name, "theme": manifest.theme, "branding": _branding_dict(manifest),
+                  "plugins": manifest.plugins, "settings": manifest.settings}
+        if row is None:
+            tenant_id = uuid.uuid4()
+            await Tenant.insert(Tenant(id=tenant_id, slug=manifest.slug, logo=logo, logo_type=logo_type,
+                                       version=1, created_at=now, updated_at=now, status="active", **wanted))
+            note(f"created tenant {manifest.slug}")
+        else:
+            tenant_id = row["id"]
+            current = {k: load_json(row[k]) if k in {"branding", "plugins", "settings"} else row[k] for k in wanted}
+            changed = [k for k in wanted if current[k] != wanted[k]]
+            logo_changed = (bytes(row["logo"]) if row["logo"] else None) != logo
+            if changed or logo_changed:
+                updates: dict[Any, Any] = {getattr(Tenant, k): wanted[k] for k in changed}
+                updates.update({Tenant.logo: logo, Tenant.logo_type: logo_type, Tenant.version: row["version"] + 1,
+                                Tenant.updated_at: now})
+                await Tenant.update(updates).where(Tenant.id == tenant_id)
+                note(f"updated tenant {manifest.slug}: {', '.join(changed + (['logo'] if logo_changed else []))}")
+
+        await _apply_domains(manifest, tenant_id, note)
+        user_ids = await _apply_users(manifest, tenant_id, passwords, note)
+        for org in manifest.organizations:
+            org_id = await _apply_organization(org, tenant_id, user_ids, note)
+            if org.demo:
+                report.demo_organizations.append(org_id)
+    return report
+
+
+async def _apply_domains(manifest: TenantManifest, tenant_id: uuid.UUID, note: Any) -> None:
+    wanted = [d.lower().rstrip(".") for d in manifest.domains]
+    taken = await TenantDomain.select(TenantDomain.hostname).where(
+        TenantDomain.hostname.is_in(wanted), TenantDomain.tenant != tenant_id)
+    if taken:
+        raise ManifestError(f"{manifest.slug}: `domains`: {taken[0]['hostname']} already belongs to another tenant")
+    existing = {r["hostname"]: r for r in await TenantDomain.select().where(TenantDomain.tenant == tenant_id)}
+    for index, host in enumerate(wanted):
+        primary = index == 0
+        if host not in existing:
+            await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant_id, hostname=host,
+                                                   is_primary=primary, verified=True, created_at=utcnow()))
+            note(f"added domain {host}")
+        elif existing[host]["is_primary"] != primary:
+            await TenantDomain.update({TenantDomain.is_primary: primary}).where(
+                TenantDomain.id == existing[host]["id"])
+            note(f"{'made' if primary else 'unmade'} {host} primary")
+    for host, domain in existing.items():
+        if host not in wanted:
+            await TenantDomain.delete().where(TenantDomain.id == domain["id"])
+            note(f"removed domain {host}")
+
+
+async def _apply_users(manifest: TenantManifest, tenant_id: uuid.UUID, passwords: Passwords,
+                       note: Any) -> dict[str, uuid.UUID]:
+    ids = {}
+    for spec in manifest.users:
+        email = normalize_email(spec.email)
+        row = await User.select().where(User.tenant == tenant_id, User.email == email).first()
+        if row is None:
+            user_id = uuid.uuid4()
+            await User.insert(User(
+                id=user_id, tenant=tenant_id, email=email, name=spec.name,
+                password_hash=passwords.hash(spec.password) if spec.password else None,
+                is_tenant_admin=spec.tenant_admin, created_at=utcnow(),
+            ))
+            note(f"created user {email}")
+        else:
+            user_id = row["id"]
+            if row["name"] != spec.name or row["is_tenant_admin"] != spec.tenant_admin:
+                await User.update({User.name: spec.name, User.is_tenant_admin: spec.tenant_admin}).where(
+                    User.id == user_id)
+                note(f"updated user {email}")
+        ids[email] = user_id
+    return ids
+
+
+async def _apply_organization(spec: OrganizationSpec, tenant_id: uuid.UUID, user_ids: dict[str, uuid.UUID],
+                              note: Any) -> uuid.UUID:
+    row = await Organization.select().where(Organization.tenant == tenant_id, Organization.slug == spec.slug).first()
+    if row is None:
+        org_id = uuid.uuid4()
+        await Organization.insert(Organization(id=org_id, tenant=tenant_id, slug=spec.slug, name=spec.name,
+                                               created_at=utcnow()))
+        note(f"created organization {spec.slug}")
+    else:
+        org_id = row["id"]
+        if row["name"] != spec.name:
+            await Organization.update({Organization.name: spec.name}).where(Organization.id == org_id)
+            note(f"renamed organization {spec.slug}")
+    members = {r["user"]: r for r in await Membership.select().where(Membership.organization == org_id)}
+    for member in spec.members:
+        user_id = user_ids[normalize_email(member.email)]
+        if user_id not in members:
+            await Membership.insert(Membership(id=uuid.uuid4(), tenant=tenant_id, organization=org_id, user=user_id,
+                                               role=member.role, created_at=utcnow()))
+            note(f"added {member.email} to {spec.slug} as {member.role}")
+        elif members[user_id]["role"] != member.role:
+            await Membership.update({Membership.role: member.role}).where(Membership.id == members[user_id]["id"])
+            note(f"made {member.email} {member.role} of {spec.slug}")
+    return org_id
+
+
+def manifest_files(path: Path) -> list[Path]:
+    """``path`` itself or the ``*.toml`` files of a folder, sorted."""
+    return [path] if path.is_file() else sorted(path.glob("*.toml"))
