@@ -20,7 +20,7 @@ from core import __version__
 from core.context import Ctx, RequestContext
 from core.db import connect, disconnect, use_database
 from core.errors import http_exception_handler, internal_error_handler
-from core.guards import organization_member, plugin_enabled, provide_ctx
+from core.guards import api_authenticated, organization_member, plugin_enabled, provide_ctx
 from core.mail import MAIL_KIND, deliver_mail
 from core.middleware import PortalContextMiddleware
 from core.outbox import OutboxWorker
@@ -60,7 +60,8 @@ def _plugin_routers(host: PluginHost) -> list[Router]:
                                   guards=[enabled, organization_member], include_in_schema=False,
                                   opt={"plugin": slug}))
         if routes.api:
-            routers.append(Router(path=f"/api/v1/{slug}", route_handlers=routes.api, guards=[enabled],
+            routers.append(Router(path=f"/api/v1/{slug}", route_handlers=routes.api,
+                                  guards=[enabled, api_authenticated],
                                   tags=[slug], opt={"plugin": slug}))
         if routes.public:
             routers.append(Router(path="/", route_handlers=routes.public, guards=[enabled],

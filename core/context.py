@@ -54,6 +54,15 @@ class Actor:
 SYSTEM_ACTOR = Actor("system", None, "System")
 
 
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who an API request acts as: returned by ``portal_authenticate_api``."""
+
+    actor: Actor
+    organization: CurrentOrganization
+    permissions: frozenset[str]
+
+
 class RequestContext:
     """Tenant, user, organization and permissions of one request.
 

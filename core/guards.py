@@ -66,6 +66,24 @@ def requires(*permissions: str) -> Guard:
     return guard
 
 
+async def api_authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """``/api/v1`` routes: a plugin (``portal_authenticate_api``) must vouch for the Authorization header."""
+    ctx = context_of(connection)
+    if ctx.actor_override is not None:
+        return
+    header = connection.headers.get("authorization", "")
+    if not header:
+        raise NotAuthorizedException("Send an API key in the Authorization header: Bearer <key>.",
+                                     headers={"WWW-Authenticate": "Bearer"})
+    principal = (await ctx.runtime.plugins.call("portal_authenticate_api", tenant=ctx.tenant, strict=True,
+                                                 ctx=ctx, authorization=header) or [(None, None)])[0][1]
+    if principal is None:
+        raise NotAuthorizedException("This API key is not valid.", headers={"WWW-Authenticate": "Bearer"})
+    ctx.actor_override = principal.actor
+    ctx.organization = principal.organization
+    ctx.permissions = principal.permissions
+
+
 def plugin_enabled(slug: str) -> Guard:
     """Routes of a plugin the tenant has not enabled answer 404, as if they did not exist."""
 

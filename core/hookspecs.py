@@ -255,6 +255,43 @@ def portal_outbox_handlers() -> Any:
     """
 
 
+@hookspec(firstresult=True)
+def portal_authenticate_api(ctx: Any, authorization: str) -> Any:
+    """Authenticate a ``/api/v1/...`` request from its ``Authorization`` header.
+
+    Called by the core's API guard for every API request that is not yet
+    authenticated. Return a ``core.context.ApiPrincipal`` (actor, organization,
+    permissions) to authenticate it, ``None`` if the header is not yours, or raise a
+    Litestar ``HTTPException`` (401, 429) to reject it. The first result wins. The
+    API keys plugin implements this; an SSO or OAuth plugin could too.
+
+    Example::
+
+        @hookimpl
+        async def portal_authenticate_api(ctx, authorization):
+            key = await find_key(ctx.tenant.id, authorization.removeprefix("Bearer "))
+            if key is None:
+                raise NotAuthorizedException("This API key is not valid.")
+            return ApiPrincipal(Actor("api_key", key.id, key.name), key.organization, key.scopes)
+    """
+
+
+@hookspec(firstresult=True)
+def portal_plan_limits(ctx: Any, org: Any) -> Any:
+    """The limits of an organization's current plan, e.g. ``{"seats": 10, "api_calls": 100000}``.
+
+    -1 means unlimited; a missing key means the plan sets no limit. Implemented by
+    the billing plugin, read by team (seats), usage and API keys; the first result wins.
+    ``org`` has ``id``, ``slug`` and ``name``.
+
+    Example::
+
+        @hookimpl
+        async def portal_plan_limits(ctx, org):
+            return {"seats": 5, "api_calls": 10000}
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = tuple(name for name in dict(globals()) if name.startswith("portal_"))
 BUILD_TIME_HOOKS = frozenset({
     "portal_plugin", "portal_permissions", "portal_routes", "portal_template_dirs", "portal_static_dirs",

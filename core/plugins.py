@@ -147,10 +147,13 @@ class PluginHost:
                    **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a request-time hook on the plugins enabled for ``tenant``.
 
-        Returns ``(slug, result)`` pairs, skipping ``None``. A raising implementation is
-        logged and skipped unless ``strict`` (events: the change must fail with it).
+        Returns ``(slug, result)`` pairs, skipping ``None`` (only the first for a
+        ``firstresult`` hook). A raising implementation is logged and skipped unless
+        ``strict`` (events, authentication: the request must fail with it).
         """
         results = []
+        spec = getattr(self.pm.hook, hook_name).spec
+        first_only = bool(spec and spec.opts.get("firstresult"))
         for impl in self._impls(hook_name, self.enabled_for(tenant)):
             try:
                 result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
@@ -163,7 +166,14 @@ class PluginHost:
                 continue
             if result is not None:
                 results.append((impl.plugin_name, result))
+                if first_only:
+                    break
         return results
+
+    async def first(self, hook_name: str, *, tenant: Any | None, **kwargs: Any) -> Any:
+        """The first non-``None`` result of a ``firstresult`` hook, or ``None``."""
+        results = await self.call(hook_name, tenant=tenant, **kwargs)
+        return results[0][1] if results else None
 
     # -- build-time collections ------------------------------------------------------------------
 
