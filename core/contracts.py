@@ -90,5 +90,13 @@ class PluginRoutes:
     public: list[Any] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LoginOption:
+    """Another way to sign in, shown under the login form."""
+
+    label: str
+    href: str
+
+
 OutboxHandler = Callable[..., Any]
 """``async def handler(message_payload: dict, *, tenant_id, app) -> None``; raise to retry later."""

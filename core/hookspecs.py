@@ -292,6 +292,37 @@ def portal_plan_limits(ctx: Any, org: Any) -> Any:
     """
 
 
+@hookspec
+def portal_login_options(ctx: Any) -> Any:
+    """Extra ways to sign in, shown under the login form (e.g. "Continue with SSO").
+
+    Returns a list of ``core.contracts.LoginOption(label, href)``; called on every login
+    page view of a tenant where the plugin is enabled.
+
+    Example::
+
+        @hookimpl
+        def portal_login_options(ctx):
+            return [LoginOption("Continue with SSO", "/sso/start")]
+    """
+
+
+@hookspec(firstresult=True)
+def portal_password_login_policy(ctx: Any, email: str) -> Any:
+    """Refuse password sign-in for an email (e.g. its domain requires SSO).
+
+    Called before the password is checked. Return a message for the person (with
+    where to go instead), or ``None`` to allow password sign-in. The first message wins.
+
+    Example::
+
+        @hookimpl
+        async def portal_password_login_policy(ctx, email):
+            if email.endswith("@bigcorp.example"):
+                return "BigCorp requires single sign-on: use Continue with SSO."
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = tuple(name for name in dict(globals()) if name.startswith("portal_"))
 BUILD_TIME_HOOKS = frozenset({
     "portal_plugin", "portal_permissions", "portal_routes", "portal_template_dirs", "portal_static_dirs",

@@ -44,7 +44,17 @@ async def login_page(ctx: Ctx,
     """The sign-in form (already signed in: straight to the destination)."""
     if ctx.user is not None:
         return Redirect(safe_next(next_path, await landing_path(ctx)))
-    return await render(ctx, "auth/login.html", next_path=safe_next(next_path, ""), email="", error=None)
+    return await login_form(ctx, next_path=safe_next(next_path, ""))
+
+
+async def login_form(ctx: Ctx, *, status_code: int = 200, headers: dict[str, str] | None = None,
+                     next_path: str = "", email: str = "", error: str | None = None) -> Response[Any]:
+    """The login page with every plugin's extra sign-in options."""
+    options = [option for _slug, contributed in
+               await ctx.runtime.plugins.call("portal_login_options", tenant=ctx.tenant, ctx=ctx)
+               for option in contributed]
+    return await render(ctx, "auth/login.html", status_code=status_code, headers=headers, next_path=next_path,
+                        email=email, error=error, login_options=options)
 
 
 @post("/login", name="login_submit")
@@ -61,10 +71,16 @@ async def login_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[An
         async with atomic():
             await emit(ctx, "auth.login.throttled", target=Target("user", None, email), outcome="denied")
         minutes = max(1, round(wait / 60))
-        return await render(
-            ctx, "auth/login.html", status_code=429, headers={"Retry-After": str(wait)}, next_path=next_path,
-            email=email, error=f"Too many sign-in attempts. Try again in {minutes} minute{'s' * (minutes != 1)}.",
+        return await login_form(
+            ctx, status_code=429, headers={"Retry-After": str(wait)}, next_path=next_path, email=email,
+            error=f"Too many sign-in attempts. Try again in {minutes} minute{'s' * (minutes != 1)}.",
         )
+    refusal = await runtime.plugins.first("portal_password_login_policy", tenant=ctx.tenant, ctx=ctx, email=email)
+    if refusal:
+        async with atomic():
+            await emit(ctx, "auth.login.failed", target=Target("user", None, email), outcome="denied",
+                       data={"reason": "password_login_refused"})
+        return await login_form(ctx, status_code=403, next_path=next_path, email=email, error=str(refusal))
     user = await find_user(ctx.tenant.id, email) if email else None
     if not runtime.passwords.verify(user["password_hash"] if user else None, password):
         runtime.login_by_account.hit(account_key)
@@ -72,8 +88,7 @@ async def login_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[An
         async with atomic():
             await emit(ctx, "auth.login.failed", target=Target("user", str(user["id"]) if user else None, email),
                        outcome="failure", data={"reason": "bad_credentials" if user else "unknown_user"})
-        return await render(ctx, "auth/login.html", status_code=400, next_path=next_path, email=email,
-                            error=GENERIC_FAILURE)
+        return await login_form(ctx, status_code=400, next_path=next_path, email=email, error=GENERIC_FAILURE)
     runtime.login_by_account.reset(account_key)
     async with atomic():
         token = await start_session(ctx, user["id"], "password")
