@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: list[Any] | N
         ),
         signature_namespace={"RequestContext": RequestContext, "Ctx": Ctx},
         debug=settings.debug,
+        logging_config=None,  # the process configures logging (portal serve, tests); the app never rewires it
         request_max_body_size=10 * 1024 * 1024,
     )
     app.state.portal = runtime

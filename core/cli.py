@@ -8,6 +8,7 @@ theirs through ``portal_cli``. A bad setting prints one line and exits 2.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def serve(host: str, port: int | None, workers: int) -> None:
     import uvicorn
 
     _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     port = port or int(os.environ.get("PORT", "8000"))
     uvicorn.run("core.app:asgi_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=False, log_level="info")

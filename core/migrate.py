@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from piccolo.conf.apps import AppRegistry
 
+from core.plugins import PluginHost
 from core.settings import Settings, load_settings
 
 
-def app_modules(settings: Settings | None = None) -> list[str]:
+def app_modules(settings: Settings | None = None, host: PluginHost | None = None) -> list[str]:
     """The core's ``piccolo_app`` module first, then each plugin's (``portal_piccolo_apps``)."""
     from core.app import build_plugin_host
 
-    host = build_plugin_host(settings or load_settings())
+    host = host or build_plugin_host(settings or load_settings())
     modules = ["core.piccolo_app"]
     for _slug, apps in host.call_build("portal_piccolo_apps"):
         modules.extend(str(app) for app in apps)
