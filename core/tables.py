@@ -73,6 +73,7 @@ class Organization(Table, tablename="organization"):
     slug = Varchar(length=63)
     name = Varchar(length=200)
     created_at = Timestamptz()
+    require_2fa = Boolean(default=False)
 
 
 class Membership(Table, tablename="membership"):
@@ -101,6 +102,57 @@ class UserSession(Table, tablename="user_session"):
     ip = Varchar(length=64, default="")
     user_agent = Varchar(length=500, default="")
     revoked_at = Timestamptz(null=True, default=None)
+    second_factor = Varchar(length=20, default="")
+
+
+class TotpCredential(Table, tablename="totp_credential"):
+    """A user's TOTP authenticator; ``secret`` is encrypted (SecretBox); unconfirmed while enrolling."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, unique=True)
+    secret = Text()
+    confirmed_at = Timestamptz(null=True, default=None)
+    last_used_step = Integer(default=0)
+    created_at = Timestamptz()
+
+
+class RecoveryCode(Table, tablename="recovery_code"):
+    """A single-use 2FA recovery code; only its hash is kept."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    code_hash = Varchar(length=64)
+    created_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+
+
+class PendingLogin(Table, tablename="pending_login"):
+    """A correct password still waiting for its second factor: not a session, short-lived, single use."""
+
+    id = UUID(primary_key=True)
+    key_hash = Varchar(length=64, unique=True)
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    next_path = Varchar(length=2000, default="")
+    attempts = Integer(default=0)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    consumed_at = Timestamptz(null=True, default=None)
+
+
+class PasswordReset(Table, tablename="password_reset"):
+    """A single-use password reset link (the mail holds the token; only its hash is kept)."""
+
+    id = UUID(primary_key=True)
+    key_hash = Varchar(length=64, unique=True)
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
+    user = ForeignKey(references=User, on_delete=OnDelete.cascade, index=True)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    ip = Varchar(length=64, default="")
 
 
 class OutboxMessage(Table, tablename="outbox"):
@@ -150,4 +202,5 @@ class Notification(Table, tablename="notification"):
 
 CORE_TABLES: list[type[Table]] = [
     Tenant, TenantDomain, User, Organization, Membership, UserSession, OutboxMessage, DevMail, Notification,
+    TotpCredential, RecoveryCode, PendingLogin, PasswordReset,
 ]
