@@ -19,16 +19,24 @@ def app_modules(settings: Settings | None = None, host: PluginHost | None = None
     return modules
 
 
+_migrating: Settings | None = None  # settings of the migration in progress (Piccolo asks core.piccolo_conf)
+
+
 def app_registry(settings: Settings | None = None) -> AppRegistry:
     """Piccolo's ``AppRegistry`` for the core and every plugin (used by ``core.piccolo_conf``)."""
-    return AppRegistry(apps=app_modules(settings))
+    return AppRegistry(apps=app_modules(settings or _migrating))
 
 
-async def migrate_all() -> list[str]:
-    """Apply every pending migration of every app; returns what Piccolo reported."""
+async def migrate_all(settings: Settings | None = None) -> list[str]:
+    """Apply every pending migration of the core and of the plugins ``settings`` load."""
+    global _migrating
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    result = await run_forwards(app_name="all", migration_id="all")
+    _migrating = settings
+    try:
+        result = await run_forwards(app_name="all", migration_id="all")
+    finally:
+        _migrating = None
     if not result.success:
         raise RuntimeError(result.message)
     return [result.message] if result.message else []

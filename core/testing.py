@@ -85,6 +85,7 @@ def _free_port() -> int:
 
 
 _postgres: ThrowawayPostgres | None = None
+_live_apps: list[Any] = []  # apps of the running test: a new tenant is made visible to them at once
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -131,7 +132,7 @@ async def portal_database(portal_settings: Any) -> str:
 
     use_database(portal_settings.database_url)
     await connect()
-    await migrate_all()
+    await migrate_all(portal_settings)
     return portal_settings.database_url
 
 
@@ -159,11 +160,13 @@ async def portal_app_factory(portal_database: str, portal_settings: Any) -> Asyn
         context = running(app)
         await context.__aenter__()
         stack.append(context)
+        _live_apps.append(app)
         return app
 
     yield factory
     for context in reversed(stack):
         await context.__aexit__(None, None, None)
+    _live_apps.clear()
 
 
 @pytest.fixture
@@ -216,6 +219,8 @@ def make_tenant(portal_database: str, portal_settings: Any) -> Callable[..., Any
                                "members": [{"email": e, "role": r} for r, e in users.items()]}],
         }, TenantManifest)
         await apply_manifest(manifest, Path("."), passwords)
+        for app in _live_apps:
+            await refresh_tenants(app)
         tenant = await Tenant.select(Tenant.id).where(Tenant.slug == slug).first()
         org = await Organization.select(Organization.id).where(Organization.slug == org_slug).first()
         return TestTenant(slug, host, hosts, org_slug, users, tenant["id"], org["id"])
