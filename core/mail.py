@@ -43,7 +43,11 @@ def tenant_base_url(ctx: RequestContext) -> str:
 
 async def send_mail(ctx: RequestContext, to: str, template: str, subject: str, *,
                     dedupe_key: str | None = None, **context: Any) -> bool:
-    """Render ``mail/{template}.txt`` and ``.html`` in the tenant's theme and queue them for delivery."""
+    """Render ``mail/{template}.txt`` and ``.html`` in the tenant's theme and queue them for delivery.
+
+    ``mail/notice`` is a generic template (``heading``, ``message``, ``action_path``,
+    ``action_label``) for plugins that need no layout of their own.
+    """
     env = ctx.runtime.themes.environment(ctx.theme)
     base = {
         "tenant": ctx.tenant, "brand": ctx.tenant.branding, "product_name": ctx.tenant.product_name,

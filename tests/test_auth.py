@@ -166,13 +166,12 @@ async def test_the_same_email_in_two_tenants_is_two_accounts(portal_app, make_te
 
 
 async def test_non_member_sees_the_same_404_as_a_missing_organization(portal_app, make_tenant):
-    tenant, other = await make_tenant(), await make_tenant()
-    from core.identity import normalize_email  # noqa: F401  (documents that emails are normalised)
-    from core.tables import Membership, Organization, User
-
-    # a second organization in the same tenant that the member does not belong to
     import uuid
 
+    from core.tables import Membership, Organization, User
+
+    tenant, other = await make_tenant(), await make_tenant()
+    # a second organization in the same tenant that the member does not belong to
     org_id = uuid.uuid4()
     await Organization.insert(Organization(id=org_id, tenant=tenant.id, slug="private-org", name="Private Org",
                                            created_at=utcnow()))

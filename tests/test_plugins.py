@@ -59,7 +59,8 @@ async def test_disabled_tenant_gets_nothing_and_urls_answer_404(portal_app_facto
         assert overview.status_code == 200
         assert "/everything" not in overview.text
         assert "Everything card" not in overview.text
-        for path in (f"/o/{tenant.org_slug}/everything", "/everything-public", "/static/plugins/everything/everything.css"):
+        hidden = (f"/o/{tenant.org_slug}/everything", "/everything-public", "/static/plugins/everything/everything.css")
+        for path in hidden:
             response = await client.get(path)
             assert response.status_code == 404, path
         login_page_client = client_for(app, tenant.host)

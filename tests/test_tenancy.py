@@ -49,7 +49,7 @@ async def test_host_variants_reach_the_same_tenant(portal_app, make_tenant):
 
 
 async def test_idna_host_is_matched_in_punycode(portal_app, make_tenant):
-    tenant = await make_tenant(extra_hosts=["xn--bcher-kva.example.test"], branding={"product_name": "Bücher"})
+    await make_tenant(extra_hosts=["xn--bcher-kva.example.test"], branding={"product_name": "Bücher"})
     await portal_app.state.portal.directory.refresh()
     async with client_for(portal_app, "XN--BCHER-KVA.example.test") as client:
         assert "Bücher" in (await client.get("/login")).text

@@ -14,7 +14,7 @@ import click
 from litestar import Response, get
 
 from core import hookimpl
-from core.context import ApiPrincipal, Actor, Ctx, CurrentOrganization
+from core.context import Actor, ApiPrincipal, Ctx, CurrentOrganization
 from core.contracts import DashboardCard, LoginOption, NavItem, Permission, PluginInfo, PluginRoutes, UsageMetric
 from core.guards import requires
 from core.rendering import render
