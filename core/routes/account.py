@@ -1,4 +1,4 @@
-"""``/account``: a user's own name, email and password.
+"""``/account``: a user's own name, email and password (2FA and sessions: ``core.routes.security``).
 
 Changing the email or the password needs the current password. A new password
 ends every other session of the user and rotates this one.
@@ -18,6 +18,7 @@ from core.events import Target, changed_fields, emit
 from core.guards import login_required
 from core.identity import normalize_email, revoke_user_sessions, rotate_session, set_session_cookie
 from core.rendering import render
+from core.routes.security import SECURITY_HANDLERS
 from core.security import password_problem
 from core.tables import User
 
@@ -97,4 +98,4 @@ async def change_password(ctx: Ctx, request: Request[Any, Any, Any]) -> Response
     return response
 
 
-ACCOUNT_HANDLERS = [account_page, update_profile, change_password]
+ACCOUNT_HANDLERS = [account_page, update_profile, change_password, *SECURITY_HANDLERS]
