@@ -1,0 +1,228 @@
+"""Billing providers: who carries out a plan change, a cancellation, a payment.
+
+``BillingProvider`` is the protocol both providers implement. ``LocalProvider`` keeps
+the ledger in our own tables (the embedded default, the demo, contract customers and
+offline payment). ``StripeProvider`` (``stripe_provider.py``) calls the tenant's
+Stripe account and mirrors the result locally. Every change runs in one transaction
+with its domain event, so the audit record commits with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.context import CurrentOrganization, RequestContext
+from core.db import as_utc, atomic, utcnow
+from core.events import Target, emit
+from plugins.billing import notices
+from plugins.billing.plans import Plan, billing_config, money
+from plugins.billing.service import (
+    create_invoice,
+    customer_of,
+    overdue_invoices,
+    plan_line,
+    preview_change,
+    subscription_of,
+)
+from plugins.billing.tables import BillingCustomer, Invoice, Subscription
+
+
+class BillingError(Exception):
+    """An action cannot be done; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What to tell the person after an action."""
+
+    message: str
+    redirect: str | None = None
+
+
+class BillingProvider(Protocol):
+    """What the pages ask a provider to do. Reads never go through a provider: pages read our tables."""
+
+    name: str
+
+    async def change_plan(self, ctx: RequestContext, org: CurrentOrganization, target: Plan) -> ActionResult:
+        """Move the subscription to ``target`` (upgrades now with proration; downgrades per tenant setting)."""
+        ...
+
+    async def cancel(self, ctx: RequestContext, org: CurrentOrganization, reason: str, feedback: str) -> ActionResult:
+        """Cancel at the end of the current period."""
+        ...
+
+    async def reactivate(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Undo a pending cancellation before the period ends."""
+        ...
+
+    async def retry_payment(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Try to collect overdue invoices again."""
+        ...
+
+    async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:
+        """Push billing details to the provider's customer (no-op for the local ledger)."""
+        ...
+
+    async def payment_method_url(self, ctx: RequestContext, org: CurrentOrganization, return_url: str) -> str | None:
+        """Where the person updates their card (``None`` when cards are not handled online)."""
+        ...
+
+
+def card_expired(customer: dict[str, Any] | None, now: datetime | None = None) -> bool:
+    """Whether the card on file is past its expiry month (or there is none)."""
+    if not customer or not customer["pm_last4"]:
+        return True
+    now = now or utcnow()
+    return (customer["pm_exp_year"], customer["pm_exp_month"]) < (now.year, now.month)
+
+
+async def _subscription_or_fail(ctx: RequestContext, org: CurrentOrganization) -> dict[str, Any]:
+    row = await subscription_of(ctx.tenant.id, org.id)
+    if row is None:
+        raise BillingError("This organization has no subscription yet.")
+    return row
+
+
+class LocalProvider:
+    """The ledger in our own tables: plan changes and cancellations take effect here, payments are offline
+    (bank transfer) or against the card on file recorded at sign-up."""
+
+    name = "local"
+
+    async def change_plan(self, ctx: RequestContext, org: CurrentOrganization, target: Plan) -> ActionResult:
+        """Upgrade now with a proration invoice, or schedule a downgrade for the period end."""
+        config = billing_config(ctx.tenant)
+        sub = await _subscription_or_fail(ctx, org)
+        current = config.plan(sub["plan_id"])
+        if current is None or sub["status"] == "canceled":
+            raise BillingError("This subscription cannot be changed; contact support.")
+        proration = preview_change(config, sub, current, target)
+        now = utcnow()
+        async with atomic():
+            if proration.effective_now:
+                await Subscription.update({Subscription.plan_id: target.id, Subscription.pending_plan_id: None,
+                                           Subscription.updated_at: now}).where(Subscription.id == sub["id"])
+                if proration.subtotal:
+                    end = as_utc(sub["current_period_end"])
+                    assert end is not None
+                    await create_invoice(ctx, org.id, [
+                        plan_line(current, now, end, -proration.credit,
+                                  f"Unused time on {current.name} after {now:%d %b %Y}"),
+                        plan_line(target, now, end, proration.charge,
+                                  f"Remaining time on {target.name} after {now:%d %b %Y}"),
+                    ], target.currency, period=(now, end))
+                message = f"You are now on {target.name}."
+            else:
+                await Subscription.update({Subscription.pending_plan_id: target.id, Subscription.updated_at: now}
+                                          ).where(Subscription.id == sub["id"])
+                message = f"You will move to {target.name} on {proration.next_date:%d %b %Y}."
+            await emit(ctx, "billing.plan.changed", organization_id=org.id,
+                       target=Target("subscription", str(sub["id"]), org.name),
+                       before={"plan": current.id}, after={"plan": target.id, "effective_now": proration.effective_now})
+        return ActionResult(message)
+
+    async def cancel(self, ctx: RequestContext, org: CurrentOrganization, reason: str, feedback: str) -> ActionResult:
+        """Mark the subscription to end at the period end, keeping the reason."""
+        sub = await _subscription_or_fail(ctx, org)
+        if sub["status"] == "canceled" or sub["cancel_at_period_end"]:
+            raise BillingError("This subscription is already cancelled.")
+        async with atomic():
+            await Subscription.update({
+                Subscription.cancel_at_period_end: True, Subscription.cancel_reason: reason,
+                Subscription.cancel_feedback: feedback, Subscription.pending_plan_id: None,
+                Subscription.updated_at: utcnow(),
+            }).where(Subscription.id == sub["id"])
+            await emit(ctx, "billing.subscription.cancelled", organization_id=org.id,
+                       target=Target("subscription", str(sub["id"]), org.name),
+                       before={"cancel_at_period_end": False},
+                       after={"cancel_at_period_end": True, "reason": reason})
+        end = as_utc(sub["current_period_end"])
+        return ActionResult(f"Your subscription ends on {end:%d %b %Y}. You can reactivate it until then.")
+
+    async def reactivate(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Undo a cancellation while the period is still running."""
+        sub = await _subscription_or_fail(ctx, org)
+        end = as_utc(sub["current_period_end"])
+        if sub["status"] == "canceled" or not sub["cancel_at_period_end"] or (end and end <= utcnow()):
+            raise BillingError("There is no pending cancellation to undo.")
+        async with atomic():
+            await Subscription.update({Subscription.cancel_at_period_end: False, Subscription.cancel_reason: "",
+                                       Subscription.cancel_feedback: "", Subscription.updated_at: utcnow()}
+                                      ).where(Subscription.id == sub["id"])
+            await emit(ctx, "billing.subscription.reactivated", organization_id=org.id,
+                       target=Target("subscription", str(sub["id"]), org.name),
+                       before={"cancel_at_period_end": True}, after={"cancel_at_period_end": False})
+        return ActionResult("Your subscription continues. Welcome back!")
+
+    async def retry_payment(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Charge overdue invoices to the card on file; an expired card fails and notifies the payers."""
+        invoices = await overdue_invoices(ctx.tenant.id, org.id)
+        if not invoices:
+            raise BillingError("There is no overdue invoice to pay.")
+        customer = await customer_of(ctx.tenant.id, org.id)
+        config = billing_config(ctx.tenant)
+        now = utcnow()
+        if card_expired(customer, now):
+            reason = "The card on file has expired." if customer and customer["pm_last4"] else "No card on file."
+            async with atomic():
+                for invoice in invoices:
+                    await notices.payment_failed(ctx, org.id, org.slug, org.name, invoice, reason,
+                                                 dedupe=now.strftime("%Y%m%d%H%M"))
+                    await emit(ctx, "billing.invoice.payment_failed", organization_id=org.id,
+                               target=Target("invoice", str(invoice["id"]), invoice["number"]),
+                               outcome="failure", data={"reason": reason})
+            raise BillingError(f"Payment failed: {reason} Update the payment method, then retry.")
+        assert customer is not None
+        note = f"{customer['pm_brand'].title()} •••• {customer['pm_last4']}"
+        async with atomic():
+            for invoice in invoices:
+                await Invoice.update({Invoice.status: "paid", Invoice.paid_at: now,
+                                      Invoice.amount_paid: invoice["total"], Invoice.payment_note: note}
+                                     ).where(Invoice.id == invoice["id"], Invoice.status == "open")
+                await emit(ctx, "billing.invoice.paid", organization_id=org.id,
+                           target=Target("invoice", str(invoice["id"]), invoice["number"]),
+                           before={"status": "open"}, after={"status": "paid"})
+            await Subscription.update({Subscription.status: "active", Subscription.updated_at: now}).where(
+                Subscription.tenant == ctx.tenant.id, Subscription.organization == org.id,
+                Subscription.status == "past_due")
+        paid = sum(i["total"] for i in invoices)
+        return ActionResult(f"Paid {money(paid, invoices[0]['currency'], config.locale)} with {note}.")
+
+    async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:
+        """Nothing to push: the ledger is the source of truth."""
+
+    async def payment_method_url(self, ctx: RequestContext, org: CurrentOrganization, return_url: str) -> str | None:
+        """Cards are not handled online on the local ledger."""
+        return None
+
+
+async def provider_for(ctx: RequestContext, org_id: Any) -> BillingProvider:
+    """Stripe when the tenant bills through Stripe and the organization is a Stripe customer; local otherwise
+    (contract customers always stay on the ledger)."""
+    config = billing_config(ctx.tenant)
+    if config.provider == "stripe":
+        customer = await customer_of(ctx.tenant.id, org_id)
+        if customer and customer["stripe_customer_id"] and not customer["contract_terms"]:
+            from plugins.billing.stripe_provider import StripeProvider
+
+            return await StripeProvider.for_tenant(ctx)
+    return LocalProvider()
+
+
+async def save_details(ctx: RequestContext, org: CurrentOrganization, details: dict[str, str]) -> None:
+    """Store billing details (validated by the caller) with an event listing what changed."""
+    customer = await customer_of(ctx.tenant.id, org.id)
+    assert customer is not None
+    before = {k: customer[k] for k in details}
+    changed = {k: v for k, v in details.items() if before.get(k) != v}
+    if not changed:
+        return
+    async with atomic():
+        await BillingCustomer.update({**{getattr(BillingCustomer, k): v for k, v in changed.items()},
+                                      BillingCustomer.updated_at: utcnow()}).where(BillingCustomer.id == customer["id"])
+        await emit(ctx, "billing.details.updated", organization_id=org.id,
+                   target=Target("billing_customer", str(customer["id"]), org.name),
+                   before={k: before[k] for k in changed}, after=changed)

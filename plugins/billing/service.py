@@ -1,0 +1,259 @@
+"""Billing logic with no HTTP in it: the local copy, proration, plan changes, cancellation.
+
+Pages read only our tables (a page view never calls Stripe). Actions go through a
+``BillingProvider`` (``providers.py``): the LocalProvider writes the ledger here; the
+StripeProvider calls Stripe, then mirrors the answer through the same functions.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from core.context import RequestContext
+from core.db import as_utc, load_json, utcnow
+from core.tables import Membership, User
+from plugins.billing.plans import BillingConfig, Plan, billing_config
+from plugins.billing.tables import BillingCustomer, Invoice, Subscription
+
+INVOICES_PER_PAGE = 10
+CANCEL_REASONS = {
+    "too_expensive": "Too expensive",
+    "missing_features": "Missing features",
+    "switched_service": "Switched to another service",
+    "other": "Other",
+}
+STATUS_BADGES = {"paid": "success", "open": "info", "void": "neutral", "uncollectible": "danger", "draft": "neutral"}
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later (clamped to the month's last day)."""
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def next_period_end(start: datetime, interval: str) -> datetime:
+    """When a period that began at ``start`` ends."""
+    return add_months(start, 12 if interval == "year" else 1)
+
+
+def tax_of(amount: int, rate: Decimal) -> int:
+    """Tax in minor units, rounded half up (negative for credits)."""
+    return int((Decimal(amount) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """What the plan summary shows."""
+
+    row: dict[str, Any]
+    plan: Plan | None
+    pending_plan: Plan | None
+    display_status: str
+
+    @property
+    def period_end(self) -> datetime | None:
+        """Next billing date (or the end of service when cancelling)."""
+        return as_utc(self.row["current_period_end"])
+
+
+def display_status(row: dict[str, Any]) -> str:
+    """active / trialing / past_due / cancelling / cancelled: one word for the badge."""
+    if row["status"] == "canceled":
+        return "cancelled"
+    if row["cancel_at_period_end"]:
+        return "cancelling"
+    return str(row["status"])
+
+
+async def customer_of(tenant_id: uuid.UUID, org_id: uuid.UUID) -> dict[str, Any] | None:
+    """The organization's billing customer row."""
+    return await BillingCustomer.select().where(
+        BillingCustomer.tenant == tenant_id, BillingCustomer.organization == org_id).first()
+
+
+async def ensure_customer(ctx: RequestContext, org_id: uuid.UUID, org_name: str) -> dict[str, Any]:
+    """The customer row, created with the organization's name on first use."""
+    row = await customer_of(ctx.tenant.id, org_id)
+    if row is None:
+        await BillingCustomer.insert(BillingCustomer(
+            id=uuid.uuid4(), tenant=ctx.tenant.id, organization=org_id, company_name=org_name, updated_at=utcnow()))
+        row = await customer_of(ctx.tenant.id, org_id)
+    assert row is not None
+    return row
+
+
+async def subscription_of(tenant_id: uuid.UUID, org_id: uuid.UUID) -> dict[str, Any] | None:
+    """The organization's subscription row."""
+    return await Subscription.select().where(
+        Subscription.tenant == tenant_id, Subscription.organization == org_id).first()
+
+
+async def subscription_view(ctx: RequestContext, org_id: uuid.UUID) -> SubscriptionView | None:
+    """The subscription with its plan resolved against the tenant's current plans."""
+    row = await subscription_of(ctx.tenant.id, org_id)
+    if row is None:
+        return None
+    config = billing_config(ctx.tenant)
+    return SubscriptionView(row, config.plan(row["plan_id"]), config.plan(row["pending_plan_id"]),
+                            display_status(row))
+
+
+async def list_invoices(tenant_id: uuid.UUID, org_id: uuid.UUID, page: int = 1,
+                        per_page: int = INVOICES_PER_PAGE) -> tuple[list[dict[str, Any]], int]:
+    """One page of invoices, newest first, and how many there are in all."""
+    where = (Invoice.tenant == tenant_id) & (Invoice.organization == org_id)
+    total = await Invoice.count().where(where)
+    rows = await Invoice.select().where(where).order_by(Invoice.issued_at, ascending=False).order_by(
+        Invoice.number, ascending=False).offset(max(0, page - 1) * per_page).limit(per_page)
+    for row in rows:
+        row["lines"] = load_json(row["lines"]) or []
+    return rows, total
+
+
+async def invoice_of(tenant_id: uuid.UUID, org_id: uuid.UUID, invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    """One invoice of the organization (``None`` for another organization's id)."""
+    row = await Invoice.select().where(
+        Invoice.id == invoice_id, Invoice.tenant == tenant_id, Invoice.organization == org_id).first()
+    if row is not None:
+        row["lines"] = load_json(row["lines"]) or []
+    return row
+
+
+async def overdue_invoices(tenant_id: uuid.UUID, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Open invoices whose due date has passed (what "retry payment" pays)."""
+    rows = await Invoice.select().where(
+        Invoice.tenant == tenant_id, Invoice.organization == org_id, Invoice.status == "open")
+    now = utcnow()
+    return [r for r in rows if r["due_at"] is None or as_utc(r["due_at"]) <= now]
+
+
+async def next_invoice_number(tenant: Any, org_id: uuid.UUID) -> str:
+    """A per-tenant unique, human-readable number: ``ACME-3F2A1C-0007``."""
+    count = await Invoice.count().where(Invoice.tenant == tenant.id, Invoice.organization == org_id)
+    return f"{tenant.slug[:6].upper()}-{org_id.hex[:6].upper()}-{count + 1:04d}"
+
+
+def plan_line(plan: Plan, start: datetime, end: datetime, amount: int | None = None,
+              description: str | None = None) -> dict[str, Any]:
+    """One invoice line for a plan over a period."""
+    value = plan.price if amount is None else amount
+    return {"description": description or f"{plan.name} plan ({plan.interval}ly)", "quantity": 1,
+            "unit_amount": value, "amount": value, "period_start": start.isoformat(), "period_end": end.isoformat()}
+
+
+async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dict[str, Any]], currency: str, *,
+                         status: str = "open", issued_at: datetime | None = None, due_at: datetime | None = None,
+                         paid_at: datetime | None = None, payment_note: str = "", number: str | None = None,
+                         period: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+    """Write an invoice of the local ledger with tax from the tenant's settings."""
+    config = billing_config(ctx.tenant)
+    subtotal = sum(int(line["amount"]) for line in lines)
+    tax = tax_of(subtotal, config.tax_rate)
+    total = subtotal + tax
+    issued = issued_at or utcnow()
+    row = Invoice(
+        id=uuid.uuid4(), tenant=ctx.tenant.id, organization=org_id,
+        number=number or await next_invoice_number(ctx.tenant, org_id), status=status, currency=currency,
+        subtotal=subtotal, tax=tax, tax_rate=str(config.tax_rate), total=total,
+        amount_paid=total if status == "paid" else 0, lines=lines,
+        period_start=period[0] if period else None, period_end=period[1] if period else None,
+        issued_at=issued, due_at=due_at or issued + timedelta(days=config.payment_terms_days),
+        paid_at=paid_at, payment_note=payment_note, created_at=utcnow(),
+    )
+    await Invoice.insert(row)
+    return row.to_dict()
+
+
+@dataclass(frozen=True)
+class Proration:
+    """What a plan change costs, shown before the person confirms it."""
+
+    current: Plan
+    target: Plan
+    upgrade: bool
+    effective_now: bool
+    credit: int
+    charge: int
+    subtotal: int
+    tax: int
+    due_today: int
+    new_recurring: int
+    next_date: datetime
+    currency: str
+
+
+def preview_change(config: BillingConfig, sub: dict[str, Any], current: Plan, target: Plan,
+                   now: datetime | None = None) -> Proration:
+    """Proration of a change: upgrades apply now (credit unused time, charge the rest of the period at the new
+    price); downgrades wait for the period end by default and cost nothing today."""
+    now = now or utcnow()
+    start, end = as_utc(sub["current_period_start"]), as_utc(sub["current_period_end"])
+    assert start is not None and end is not None
+    upgrade = target.monthly_price > current.monthly_price
+    effective_now = upgrade or not config.downgrade_at_period_end
+    if not effective_now:
+        return Proration(current, target, upgrade, False, 0, 0, 0, 0, 0, target.price, end, target.currency)
+    length = max((end - start).total_seconds(), 1.0)
+    remaining = min(max((end - now).total_seconds(), 0.0), length)
+    fraction = Decimal(remaining) / Decimal(length)
+    credit = int((Decimal(current.price) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    charge = int((Decimal(target.price) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    subtotal = charge - credit
+    tax = tax_of(subtotal, config.tax_rate)
+    due_today = max(0, subtotal + tax)
+    return Proration(current, target, upgrade, True, credit, charge, subtotal, tax, due_today, target.price, end,
+                     target.currency)
+
+
+async def allowed_targets(ctx: RequestContext, org: Any, current_plan_id: str | None) -> list[Plan]:
+    """Plans this organization may move to: the tenant's ``allowed_plan_changes`` for its current plan
+    (all plans when unset), minus the current plan."""
+    config = billing_config(ctx.tenant)
+    allowed = config.allowed_plan_changes.get(current_plan_id or "")
+    plans = [p for p in config.plans if p.id != current_plan_id]
+    if allowed is not None:
+        plans = [p for p in plans if p.id in allowed]
+    return plans
+
+
+async def billing_contacts(tenant_id: uuid.UUID, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Owners and billing members: who hears about failed payments."""
+    rows = await Membership.select(Membership.user, Membership.role).where(
+        Membership.tenant == tenant_id, Membership.organization == org_id,
+        Membership.role.is_in(["owner", "billing"]))
+    if not rows:
+        return []
+    users = await User.select(User.id, User.email, User.name).where(User.id.is_in([r["user"] for r in rows]))
+    return users
+
+
+async def seats_used(ctx: RequestContext, org: Any) -> tuple[float | None, float | None]:
+    """Seats used (and the limit another plugin reports), read through other plugins' ``portal_usage_metrics``;
+    falls back to counting memberships when no plugin meters seats."""
+    results = await ctx.runtime.plugins.call("portal_usage_metrics", tenant=ctx.tenant, ctx=ctx, org=org)
+    for slug, metrics in results:
+        if slug == "billing":
+            continue
+        for metric in metrics or []:
+            if getattr(metric, "key", None) == "seats":
+                return metric.used, metric.limit
+    count = await Membership.count().where(Membership.tenant == ctx.tenant.id, Membership.organization == org.id)
+    return float(count), None
+
+
+async def plan_limits(ctx: RequestContext, org_id: uuid.UUID) -> dict[str, int] | None:
+    """The current plan's limits (the tenant's default plan when the organization has none)."""
+    config = billing_config(ctx.tenant)
+    row = await subscription_of(ctx.tenant.id, org_id)
+    if row is not None and row["status"] != "canceled":
+        plan = config.plan(row["plan_id"])
+    else:
+        plan = config.plan(config.default_plan)
+    return dict(plan.limits) if plan is not None else None

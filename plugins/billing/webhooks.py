@@ -1,0 +1,3 @@
+"""Stripe webhooks (filled in with the Stripe provider)."""
+
+WEBHOOK_HANDLERS: list = []
