@@ -17,10 +17,13 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Message, Scope
 
 from core import __version__
+from core.console import TEMPLATE_DIR as CONSOLE_TEMPLATES
+from core.console import console_handlers
 from core.context import Ctx, RequestContext
 from core.db import connect, disconnect, use_database
 from core.errors import http_exception_handler, internal_error_handler
 from core.guards import api_authenticated, organization_member, plugin_enabled, provide_ctx
+from core.invalidation import RedisInvalidation
 from core.mail import MAIL_KIND, deliver_mail
 from core.middleware import PortalContextMiddleware
 from core.outbox import OutboxWorker
@@ -87,6 +90,11 @@ async def start_runtime(app: Litestar) -> None:
     """Load tenants, start the outbox worker, run plugins' ``portal_startup`` (database already connected)."""
     runtime: PortalRuntime = app.state.portal
     await runtime.directory.refresh()
+    if runtime.settings.redis_url:
+        bus = RedisInvalidation(runtime.settings.redis_url, runtime.directory)
+        await bus.start()
+        runtime.state["invalidation"] = bus
+        runtime.directory.broadcast = bus.publish
     if runtime.settings.outbox_worker:
         worker = OutboxWorker(runtime.outbox_handlers, app, runtime.settings.outbox_poll_interval)
         runtime.state["outbox_worker"] = worker
@@ -101,6 +109,10 @@ async def stop_runtime(app: Litestar) -> None:
     worker = runtime.state.pop("outbox_worker", None)
     if worker is not None:
         await worker.stop()
+    bus = runtime.state.pop("invalidation", None)
+    if bus is not None:
+        runtime.directory.broadcast = None
+        await bus.stop()
 
 
 def create_app(settings: Settings | None = None, *, extra_plugins: list[Any] | None = None) -> Litestar:
@@ -112,7 +124,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: list[Any] | N
     runtime = PortalRuntime(
         settings=settings,
         plugins=host,
-        themes=ThemeRegistry(settings.themes_dir, template_dirs),
+        themes=ThemeRegistry(settings.themes_dir, [*template_dirs, CONSOLE_TEMPLATES]),
         directory=TenantDirectory(settings.tenant_cache_ttl),
         passwords=Passwords(settings.password_hash_profile),
         secrets=SecretBox(settings.secret_key),
@@ -138,7 +150,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: list[Any] | N
                                                    *ASSET_HANDLERS], include_in_schema=False)
 
     app = Litestar(
-        route_handlers=[core_pages, *_plugin_routers(host), *static_routers],
+        route_handlers=[core_pages, *console_handlers(), *_plugin_routers(host), *static_routers],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         middleware=[PortalContextMiddleware()],
         csrf_config=CSRFConfig(
