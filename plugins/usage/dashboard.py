@@ -1,0 +1,172 @@
+"""What the usage page shows, computed from rollups and the plugins' metrics (no HTTP here).
+
+- Each metric: used / limit for the current period, percent, a state (``ok``,
+  ``warning`` from the metric's threshold, default 80%, ``critical`` from 95%,
+  ``over`` above 100% with the overage, ``unlimited`` for -1, ``no-limit`` when the
+  plan sets none).
+- Forecast for the period end: metrics with rollups (ingested) are projected from
+  the run rate so far (used / elapsed share of the period, counted from at least one
+  day in so a quiet first hour does not explode); metrics reported as a level by
+  other plugins (seats, keys) are projected at their current value.
+- Projected bill: the plan price plus projected overage × unit price; an estimate.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from core.db import utcnow
+from plugins.usage.config import CRITICAL_PERCENT, UsageConfig, config_of
+from plugins.usage.metrics import all_metrics
+from plugins.usage.periods import Period, add_months, current_period, days, local_day
+from plugins.usage.queries import daily_between, last_hours, monthly_between
+
+MIN_ELAPSED = 1 / 31
+
+
+@dataclass
+class MetricRow:
+    """One line of the usage table."""
+
+    key: str
+    label: str
+    unit: str
+    used: float
+    limit: float | None
+    source: str
+    threshold: float
+    percent: float | None = None
+    state: str = "no-limit"
+    overage: float = 0.0
+    forecast: float = 0.0
+    forecast_overage: float = 0.0
+    unit_price: float = 0.0
+    last_24h: float | None = None
+    ingested: bool = False
+
+    @property
+    def bar_percent(self) -> float:
+        """Width of the bar (capped at 100%)."""
+        return min(100.0, self.percent or 0.0)
+
+
+@dataclass
+class Chart:
+    """A series for the charts, also rendered as a table (readable without the chart and without colour)."""
+
+    metric: str
+    label: str
+    unit: str
+    daily_labels: list[str] = field(default_factory=list)
+    daily_values: list[float] = field(default_factory=list)
+    monthly_labels: list[str] = field(default_factory=list)
+    monthly_values: list[float] = field(default_factory=list)
+    limit: float | None = None
+
+
+@dataclass
+class Dashboard:
+    """Everything the page needs."""
+
+    period: Period
+    rows: list[MetricRow]
+    charts: dict[str, Chart]
+    plan_price: float
+    projected_overage: float
+    currency: str
+    today: date
+
+    @property
+    def projected_bill(self) -> float:
+        """Plan price plus projected overage (an estimate)."""
+        return self.plan_price + self.projected_overage
+
+    @property
+    def period_label(self) -> str:
+        """E.g. "1–30 June 2024"."""
+        last = self.period.end - timedelta(days=1)
+        return f"{self.period.start.day}–{last.day} {calendar.month_name[last.month]} {last.year}"
+
+
+def classify(row: MetricRow) -> None:
+    """Fill percent, state and overage of a row from used and limit."""
+    if row.limit is None:
+        row.state = "no-limit"
+        return
+    if row.limit < 0:
+        row.state = "unlimited"
+        return
+    if row.limit == 0:
+        row.percent = 100.0 if row.used > 0 else 0.0
+    else:
+        row.percent = row.used / row.limit * 100
+    row.overage = max(0.0, row.used - row.limit)
+    if row.used > row.limit:
+        row.state = "over"
+    elif row.percent >= CRITICAL_PERCENT:
+        row.state = "critical"
+    elif row.percent >= row.threshold:
+        row.state = "warning"
+    else:
+        row.state = "ok"
+
+
+def forecast(row: MetricRow, period: Period, now: datetime) -> None:
+    """Project the period-end value and its overage."""
+    if row.ingested:
+        elapsed = max(MIN_ELAPSED, period.elapsed_fraction(now))
+        row.forecast = row.used / elapsed
+    else:
+        row.forecast = row.used
+    if row.limit is not None and row.limit >= 0:
+        row.forecast_overage = max(0.0, row.forecast - row.limit)
+
+
+def month_label(key: str) -> str:
+    """``2024-06`` → ``Jun 2024``."""
+    year, month = key.split("-")
+    return f"{calendar.month_abbr[int(month)]} {year}"
+
+
+async def build_dashboard(ctx: Any, org: Any, *, now: datetime | None = None) -> Dashboard:
+    """Compute the page's data: metric rows (all plugins), charts of ingested metrics, forecast and bill."""
+    now = now or utcnow()
+    config: UsageConfig = config_of(ctx)
+    period = current_period(now, config.timezone)
+    today = local_day(now, config.timezone)
+    rows = []
+    for value in await all_metrics(ctx, org):
+        metric = value.metric
+        row = MetricRow(metric.key, metric.label, metric.unit, float(metric.used), metric.limit, value.source,
+                        config.threshold_for(metric.key), unit_price=config.unit_prices.get(metric.key, 0.0),
+                        ingested=value.source == "usage")
+        classify(row)
+        forecast(row, period, now)
+        rows.append(row)
+    charts: dict[str, Chart] = {}
+    ingested = [r for r in rows if r.ingested]
+    if ingested:
+        recent = await last_hours(org.id, now)
+        for row in ingested:
+            row.last_24h = recent.get(row.key, 0.0)
+        daily_start = today - timedelta(days=29)
+        daily = await daily_between(org.id, daily_start, today + timedelta(days=1))
+        first_month = add_months(period.start, -11)
+        monthly = await monthly_between(org.id, first_month, period.end)
+        month_keys = [add_months(first_month, i).strftime("%Y-%m") for i in range(12)]
+        for row in ingested:
+            series = daily.get(row.key, {})
+            months = monthly.get(row.key, {})
+            charts[row.key] = Chart(
+                row.key, row.label, row.unit,
+                daily_labels=[d.isoformat() for d in days(daily_start, today + timedelta(days=1))],
+                daily_values=[series.get(d, 0.0) for d in days(daily_start, today + timedelta(days=1))],
+                monthly_labels=[month_label(k) for k in month_keys],
+                monthly_values=[months.get(k, 0.0) for k in month_keys],
+                limit=row.limit if row.limit is not None and row.limit >= 0 else None,
+            )
+    overage = sum(r.forecast_overage * r.unit_price for r in rows)
+    return Dashboard(period, rows, charts, config.plan_price, overage, config.currency, today)

@@ -1,0 +1,83 @@
+"""Which metrics an organization has, with used and limit, from every plugin alike.
+
+The usage plugin reports its own ingested metrics through ``portal_usage_metrics``
+like team (seats) and API keys (active keys) do, so the dashboard, the alerts and
+the billing plugin treat them all the same way. Limits come from the plan
+(``portal_plan_limits``, implemented by billing) unless a plugin set its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.contracts import UsageMetric
+from core.db import utcnow
+from plugins.usage.config import config_of
+from plugins.usage.periods import current_period
+from plugins.usage.queries import totals_between
+
+
+@dataclass(frozen=True)
+class MeteredValue:
+    """A metric of an organization with the plugin that measures it."""
+
+    source: str
+    metric: UsageMetric
+
+
+async def plan_limits(ctx: Any, org: Any) -> dict[str, float]:
+    """The plan's limits (``portal_plan_limits``), once per request and organization."""
+    key = f"usage.limits.{org.id}"
+    if key not in ctx.cache:
+        limits = await ctx.runtime.plugins.first("portal_plan_limits", tenant=ctx.tenant, ctx=ctx, org=org)
+        ctx.cache[key] = {str(k): float(v) for k, v in (limits or {}).items() if _is_number(v)}
+    return ctx.cache[key]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None) -> list[UsageMetric]:
+    """This plugin's own metrics: each configured metric's total for the current period (daily rollups)."""
+    config = config_of(ctx)
+    if not config.metrics:
+        return []
+    period = current_period(now or utcnow(), config.timezone)
+    totals = await totals_between(org.id, period.start, period.end)
+    limits = await plan_limits(ctx, org)
+    return [UsageMetric(m.key, m.label, used=totals.get(m.key, 0.0), limit=limits.get(m.key), unit=m.unit)
+            for m in config.metrics.values()]
+
+
+async def all_metrics(ctx: Any, org: Any) -> list[MeteredValue]:
+    """Every plugin's metrics for ``org`` (first plugin to report a key wins), with plan limits filled in."""
+    limits = await plan_limits(ctx, org)
+    seen: set[str] = set()
+    values = []
+    results = await ctx.runtime.plugins.call("portal_usage_metrics", tenant=ctx.tenant, ctx=ctx, org=org)
+    results.sort(key=lambda pair: pair[0] != "usage")
+    for slug, metrics in results:
+        for metric in metrics or []:
+            if not isinstance(metric, UsageMetric) or metric.key in seen:
+                continue
+            seen.add(metric.key)
+            if metric.limit is None and metric.key in limits:
+                metric = UsageMetric(metric.key, metric.label, metric.used, limits[metric.key], metric.unit)
+            values.append(MeteredValue(slug, metric))
+    return values
+
+
+async def foreign_metric_owners(ctx: Any, org: Any) -> dict[str, str]:
+    """Metric keys other plugins measure, with the plugin's label (for a clear ingest error)."""
+    owners = {}
+    for slug, metrics in await ctx.runtime.plugins.call("portal_usage_metrics", tenant=ctx.tenant, ctx=ctx, org=org):
+        if slug == "usage":
+            continue
+        label = ctx.runtime.plugins.plugins[slug].info.label if slug in ctx.runtime.plugins.plugins else slug
+        for metric in metrics or []:
+            if isinstance(metric, UsageMetric):
+                owners[metric.key] = label
+    return owners
