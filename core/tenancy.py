@@ -133,6 +133,7 @@ class TenantDirectory:
         self._by_host: dict[str, TenantRecord] = {}
         self._by_id: dict[uuid.UUID, TenantRecord] = {}
         self._loaded_at = float("-inf")
+        self.broadcast: Any = None  # set to a publisher (Redis) to reach the other processes
 
     async def refresh(self) -> None:
         """Reload every active tenant and its verified hostnames (two queries)."""
@@ -160,9 +161,14 @@ class TenantDirectory:
         if time.monotonic() - self._loaded_at > self.ttl:
             await self.refresh()
 
-    def invalidate(self) -> None:
-        """Forget the snapshot: the next request reloads it (call after changing a tenant or domain)."""
+    def invalidate(self, *, broadcast: bool = True) -> None:
+        """Forget the snapshot: the next request reloads it (call after changing a tenant or domain).
+
+        With Redis configured the other processes are told too.
+        """
         self._loaded_at = float("-inf")
+        if broadcast and self.broadcast is not None:
+            self.broadcast()
 
     def lookup(self, host: str | None) -> TenantRecord | None:
         """The tenant serving ``host`` (already normalised), or ``None``."""

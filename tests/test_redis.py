@@ -1,0 +1,52 @@
+"""With ``PORTAL_REDIS_URL``, a tenant change made in one process reaches the others at once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+from core.db import utcnow
+from core.tables import TenantDomain
+from core.testing import client_for
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        subprocess.run(["sleep", "0.05"])
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+async def test_invalidation_reaches_the_other_process(redis_url, portal_app_factory, make_tenant):
+    first = await portal_app_factory(redis_url=redis_url, tenant_cache_ttl=3600)
+    second = await portal_app_factory(redis_url=redis_url, tenant_cache_ttl=3600)
+    tenant = await make_tenant()
+    new_host = f"moved-{tenant.slug}.example.test"
+    await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant.id, hostname=new_host, is_primary=False,
+                                           verified=True, created_at=utcnow()))
+    async with client_for(second, new_host) as client:
+        assert (await client.get("/login")).status_code == 404  # the second process still has its snapshot
+        first.state.portal.directory.invalidate()  # what the console does after changing a domain
+        for _ in range(100):  # delivery is asynchronous; wait for it rather than for a fixed time
+            if (await client.get("/login")).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert (await client.get("/login")).status_code == 200
