@@ -74,7 +74,7 @@ async def create(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
                         base=_base(ctx), rotated_from=None)
 
 
-async def _key_or_404(ctx: RequestContext, key_id: FromPath[uuid.UUID]) -> dict[str, Any]:
+async def _key_or_404(ctx: RequestContext, key_id: uuid.UUID) -> dict[str, Any]:
     row = await service.get_key(ctx, key_id)
     if row is None:
         raise NotFoundException()
