@@ -207,5 +207,5 @@ async def prune(tenant_id: uuid.UUID, days: int, *, now: Any = None) -> PruneRes
         checkpoint = await record_system(tenant_id, CHECKPOINT_ACTION, data={
             "through_seq": through, "through_hash": through_hash, "removed": removed,
             "retention_days": days, "cutoff": cutoff.isoformat(),
-        })
+        }, after=head)
     return PruneResult(removed, through, checkpoint["seq"])

@@ -160,11 +160,15 @@ def row_from_event(event: Any) -> dict[str, Any]:
     }
 
 
-async def append(row: dict[str, Any]) -> dict[str, Any]:
-    """Place a row at the head of its tenant's chain and insert it (joins the caller's transaction)."""
+async def append(row: dict[str, Any], *, after: Head | None = None) -> dict[str, Any]:
+    """Place a row at the head of its tenant's chain and insert it (joins the caller's transaction).
+
+    ``after``: the head to link to when the caller already holds the tenant's lock and knows it
+    (prune, which may just have deleted the head row itself).
+    """
     async with atomic():
         await lock_tenant(row["tenant"])
-        head = await current_head(row["tenant"])
+        head = after or await current_head(row["tenant"])
         row = {**row, "seq": head.seq + 1 if head else 1, "prev_hash": head.hash if head else GENESIS}
         row["hash"] = row_hash(row)
         await insert_row(row)
@@ -177,7 +181,8 @@ async def record(event: Any) -> dict[str, Any]:
 
 
 async def record_system(tenant_id: uuid.UUID, action: str, *, data: dict[str, Any],
-                        organization_id: uuid.UUID | None = None, display: str = "System") -> dict[str, Any]:
+                        organization_id: uuid.UUID | None = None, display: str = "System",
+                        after: Head | None = None) -> dict[str, Any]:
     """A row the audit plugin writes about itself (prune checkpoints), attributed to the system."""
     return await append({
         "id": new_id(), "tenant": tenant_id, "organization": organization_id, "time": utcnow(),
@@ -185,7 +190,7 @@ async def record_system(tenant_id: uuid.UUID, action: str, *, data: dict[str, An
         "actor_auth_method": None, "target_type": "audit_log", "target_id": str(tenant_id),
         "target_display": "Audit log", "before": None, "after": None, "data": canonical(data), "ip": "",
         "user_agent": "", "request_id": new_id().hex,
-    })
+    }, after=after)
 
 
 def decode_row(raw: dict[str, Any]) -> dict[str, Any]:
