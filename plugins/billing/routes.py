@@ -7,11 +7,11 @@ Pages read the local copy only; the provider is reached only from POST actions.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
@@ -66,10 +66,10 @@ def _back(ctx: RequestContext, path: str = "", **query: str) -> Redirect:
 
 
 @get("/", guards=[READ], name="billing_overview")
-async def overview(ctx: Ctx, request: Request[Any, Any, Any],
-                   page: Annotated[int, Parameter(query="page", ge=1, default=1)] = 1) -> Response[str]:
+async def overview(ctx: Ctx, request: Request[Any, Any, Any], page: FromQuery[int] = 1) -> Response[str]:
     """Plan summary, past-due banner and the invoice list (paginated)."""
     org = _org(ctx)
+    page = max(1, page)
     sub = await subscription_view(ctx, org.id)
     customer = await customer_of(ctx.tenant.id, org.id)
     invoices, total = await list_invoices(ctx.tenant.id, org.id, page)
@@ -84,7 +84,7 @@ async def overview(ctx: Ctx, request: Request[Any, Any, Any],
 
 
 @get("/invoices/{invoice_id:uuid}/pdf", guards=[READ], name="billing_invoice_pdf")
-async def invoice_pdf(ctx: Ctx, invoice_id: uuid.UUID) -> Response[bytes]:
+async def invoice_pdf(ctx: Ctx, invoice_id: FromPath[uuid.UUID]) -> Response[bytes]:
     """The branded PDF of one invoice of this organization (rendered once, then served from the cache)."""
     org = _org(ctx)
     invoice = await invoice_of(ctx.tenant.id, org.id, invoice_id)
@@ -107,7 +107,7 @@ async def plans_page(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[str]
                         customer=await customer_of(ctx.tenant.id, org.id), ok=ok, error=error, **await _common(ctx))
 
 
-async def _target(ctx: RequestContext, plan_id: str) -> tuple[Any, Any, Any]:
+async def _target(ctx: RequestContext, plan_id: FromPath[str]) -> tuple[Any, Any, Any]:
     org = _org(ctx)
     sub = await subscription_view(ctx, org.id)
     customer = await customer_of(ctx.tenant.id, org.id)
@@ -122,7 +122,7 @@ async def _target(ctx: RequestContext, plan_id: str) -> tuple[Any, Any, Any]:
 
 
 @get("/plans/{plan_id:str}", guards=[MANAGE], name="billing_change_preview")
-async def change_preview(ctx: Ctx, plan_id: str) -> Response[Any]:
+async def change_preview(ctx: Ctx, plan_id: FromPath[str]) -> Response[Any]:
     """The proration preview: charged today, credit for unused time, new recurring amount, next date."""
     try:
         sub, current, target = await _target(ctx, plan_id)
@@ -134,7 +134,7 @@ async def change_preview(ctx: Ctx, plan_id: str) -> Response[Any]:
 
 
 @post("/plans/{plan_id:str}", guards=[MANAGE], name="billing_change_confirm")
-async def change_confirm(ctx: Ctx, plan_id: str) -> Redirect:
+async def change_confirm(ctx: Ctx, plan_id: FromPath[str]) -> Redirect:
     """Confirm a plan change through the organization's provider."""
     try:
         _sub, _current, target = await _target(ctx, plan_id)
@@ -153,7 +153,7 @@ async def cancel_form(ctx: Ctx) -> Response[Any]:
         return _back(ctx, error="There is no active subscription to cancel.")
     cheaper = [p for p in await allowed_targets(ctx, org, sub.plan.id) if p.monthly_price < sub.plan.monthly_price]
     return await render(ctx, "billing/cancel.html", sub=sub, reasons=CANCEL_REASONS,
-                        offer=min(cheaper, key=lambda p: p.monthly_price) if cheaper else None, errors={}, form={},
+                        offer=max(cheaper, key=lambda p: p.monthly_price) if cheaper else None, errors={}, form={},
                         **await _common(ctx))
 
 

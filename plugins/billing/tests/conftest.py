@@ -1,0 +1,54 @@
+"""Fixtures of the billing tests: a tenant selling three plans, with its organization seeded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+PLANS = [
+    {"id": "starter", "name": "Starter", "price": 1900, "currency": "EUR", "interval": "month",
+     "limits": {"seats": 5, "api_calls": 10000}, "features": ["Email support"], "stripe_price_id": "starter"},
+    {"id": "team", "name": "Team", "price": 4900, "currency": "EUR", "interval": "month",
+     "limits": {"seats": 20, "api_calls": 100000}, "features": ["Audit log"], "stripe_price_id": "team"},
+    {"id": "business", "name": "Business", "price": 14900, "currency": "EUR", "interval": "month",
+     "limits": {"seats": -1, "api_calls": 1000000}, "features": ["SSO"], "stripe_price_id": "business"},
+]
+
+
+def billing_settings(**overrides: Any) -> dict[str, Any]:
+    """Tenant settings with a billing section (EUR, 19 % VAT)."""
+    return {"billing": {"provider": "local", "currency": "EUR", "locale": "en_IE", "tax_rate": 19,
+                        "tax_label": "VAT", "plans": PLANS, **overrides}}
+
+
+@pytest.fixture
+async def billing_app(portal_app_factory: Any) -> Any:
+    """An app rendering PDFs in a thread (no worker processes per test app)."""
+    return await portal_app_factory(extra={"billing_pdf_workers": "0"})
+
+
+@pytest.fixture
+def billing_tenant(make_tenant: Any, billing_app: Any) -> Any:
+    """``await billing_tenant(slug_profile=..., **billing overrides)``: a tenant whose organization is seeded
+    with the demo profile of ``slug_profile`` (e.g. ``anvil-works`` is past due)."""
+    from core.context import CurrentOrganization, system_context
+    from core.tables import Organization
+    from core.testing import refresh_tenants
+    from plugins.billing.seed import PROFILES, seed_organization
+
+    async def factory(profile: str | None = "rocket-labs", plugins: list[str] | None = None, **overrides: Any) -> Any:
+        tenant = await make_tenant(plugins=plugins or ["billing"], settings=billing_settings(**overrides),
+                                   branding={"legal_name": "Test Cloud GmbH", "legal_address": "Teststr. 1, Berlin",
+                                             "tax_id": "DE136695976", "product_name": "Test Cloud"})
+        await refresh_tenants(billing_app)
+        runtime = billing_app.state.portal
+        record = runtime.directory.get(tenant.id)
+        org = await Organization.select().where(Organization.id == tenant.org_id).first()
+        if profile is not None:
+            PROFILES.setdefault(org["slug"], PROFILES[profile])
+            ctx = system_context(runtime, record, organization=CurrentOrganization(org["id"], org["slug"], org["name"]))
+            await seed_organization(ctx, org)
+        return tenant
+
+    return factory
