@@ -157,7 +157,7 @@ async def change_role(ctx: Ctx, request: Req, membership_id: FromPath[uuid.UUID]
     if is_htmx(request):
         assert ctx.organization is not None
         if ctx.user is not None and changed["user_id"] == ctx.user.id:  # your own rights changed: reload all
-            return Response("", headers={"HX-Refresh": "true"})
+            return Response("", status_code=200, headers={"HX-Refresh": "true"})
         member = await queries.member_row(ctx.tenant.id, ctx.organization.id, membership_id)
         return await _fragment(ctx, "team/_member_row.html", member=member, flash=NOTICES["role"])
     return _done(ctx, "role")

@@ -30,7 +30,8 @@ async def test_invite_mail_is_branded_and_links_to_the_primary_domain(portal_app
     assert "Admin User invited you" in mail["text"] and "as Member" in mail["text"]
     assert f"{link_base}/invite/{token}" in mail["html"]
     assert "alias.example.test" not in mail["text"] + mail["html"]
-    row = await Invitation.select().where(Invitation.email == "new.person@example.com").first()
+    row = await Invitation.select().where(
+        Invitation.email == "new.person@example.com", Invitation.tenant == tenant.id).first()
     assert token not in str(row.values()) and len(row["token_hash"]) == 64  # only the hash is stored
     assert as_utc(row["expires_at"]) - utcnow() > timedelta(days=6, hours=23)
 
@@ -83,7 +84,7 @@ async def test_invite_several_at_once_and_new_person_accepts(portal_app, make_te
     user = await User.select().where(User.tenant == tenant.id, User.email == "ann@example.com").first()
     assert user["name"] == "Ann Example" and user["password_hash"].startswith("$argon2")
     assert await UserSession.count().where(UserSession.user == user["id"], UserSession.revoked_at.is_null()) == 1
-    row = await Invitation.select().where(Invitation.email == "ann@example.com").first()
+    row = await Invitation.select().where(Invitation.email == "ann@example.com", Invitation.tenant == tenant.id).first()
     assert row["accepted_at"] is not None and row["accepted_by"] == user["id"]
     # the new member signs in with the password they chose
     async with client_for(portal_app, tenant.host) as again:
@@ -120,7 +121,8 @@ async def test_resend_kills_the_old_link_and_revoke_kills_the_new(portal_app, ma
         await login(client, tenant.email("owner"))
         await post(client, f"{base}/invitations", {"emails": "late@example.com", "role": "member"}, token_from=base)
         _, first = await invite_link(portal_app, tenant.id, "late@example.com")
-        row = await Invitation.select().where(Invitation.email == "late@example.com").first()
+        row = await Invitation.select().where(
+            Invitation.email == "late@example.com", Invitation.tenant == tenant.id).first()
         response = await post(client, f"{base}/invitations/{row['id']}/resend", token_from=base)
         assert response.status_code == 302
         _, second = await invite_link(portal_app, tenant.id, "late@example.com")
@@ -171,11 +173,12 @@ async def test_expired_invitation_can_be_replaced_by_a_new_one(portal_app, make_
         await login(client, tenant.email("owner"))
         await post(client, f"{base}/invitations", {"emails": "slow@example.com", "role": "member"}, token_from=base)
         await Invitation.update({Invitation.expires_at: utcnow() - timedelta(minutes=1)}).where(
-            Invitation.email == "slow@example.com")
+            Invitation.email == "slow@example.com", Invitation.tenant == tenant.id)
         page = await client.get(base)
         assert "Expired" in page.text
         response = await post(client, f"{base}/invitations", {"emails": "slow@example.com", "role": "viewer"},
                               token_from=base)
         assert response.status_code == 302
-    rows = await Invitation.select().where(Invitation.email == "slow@example.com").order_by(Invitation.created_at)
+    rows = await Invitation.select().where(
+        Invitation.email == "slow@example.com", Invitation.tenant == tenant.id).order_by(Invitation.created_at)
     assert len(rows) == 2 and rows[0]["revoked_at"] is not None and rows[1]["role"] == "viewer"
