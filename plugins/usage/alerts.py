@@ -113,6 +113,7 @@ async def check_alerts(ctx: Any, org: Any, *, metrics: Iterable[str] | None = No
     notifications and the queued mail commit or roll back with it.
     """
     now = now or utcnow()
+    ctx.cache["usage.now"] = now
     if metrics is not None:  # after an ingest: only this plugin's metrics the batch touched, if they have limits
         wanted = set(metrics)
         limits = await plan_limits(ctx, org)

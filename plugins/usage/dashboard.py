@@ -134,6 +134,7 @@ def month_label(key: str) -> str:
 async def build_dashboard(ctx: Any, org: Any, *, now: datetime | None = None) -> Dashboard:
     """Compute the page's data: metric rows (all plugins), charts of ingested metrics, forecast and bill."""
     now = now or utcnow()
+    ctx.cache["usage.now"] = now
     config: UsageConfig = config_of(ctx)
     period = current_period(now, config.timezone)
     today = local_day(now, config.timezone)

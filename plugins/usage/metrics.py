@@ -40,12 +40,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def clock(ctx: Any, now: datetime | None = None) -> datetime:
+    """``now``, else the instant a caller pinned for this request (``ctx.cache["usage.now"]``), else the time.
+
+    Pinning lets the dashboard and alerts compute "the current period" for a given
+    instant through the hooks, which take no time argument (tests, replays).
+    """
+    return now or ctx.cache.get("usage.now") or utcnow()
+
+
 async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None) -> list[UsageMetric]:
     """This plugin's own metrics: each configured metric's total for the current period (daily rollups)."""
     config = config_of(ctx)
     if not config.metrics:
         return []
-    period = current_period(now or utcnow(), config.timezone)
+    period = current_period(clock(ctx, now), config.timezone)
     totals = await totals_between(org.id, period.start, period.end)
     limits = await plan_limits(ctx, org)
     return [UsageMetric(m.key, m.label, used=totals.get(m.key, 0.0), limit=limits.get(m.key), unit=m.unit)
