@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 # Debian packages the tests and the demo use: PostgreSQL (throwaway test clusters), Chromium (browser tests),
 # poppler (PDF checks), xmlsec1 (SAML signatures), wrk (benchmarks).
-APT_PACKAGES := postgresql chromium poppler-utils xmlsec1 wrk fonts-dejavu-core redis-server
+APT_PACKAGES := postgresql chromium poppler-utils xmlsec1 wrk fonts-dejavu-core redis-server caddy dnsmasq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-sqlite test-postgres install system-deps lint bench messages clean
