@@ -232,7 +232,8 @@ async def _domains_page(ctx: RequestContext, *, status_code: int = 200, error: s
     return await console_page(ctx, "console/domains.html", status_code=status_code, domains=rows, error=error,
                               notice=notice, draft=draft, check=check, checked_host=checked_host,
                               current_host=normalize_host(current), cname_target=domain_service.cname_target(ctx),
-                              ttl=int(ctx.runtime.settings.tenant_cache_ttl))
+                              ttl=int(ctx.runtime.settings.tenant_cache_ttl),
+                              broadcast=getattr(ctx.runtime.directory, "broadcast", None) is not None)
 
 
 @get("/domains", name="console_domains")

@@ -2,9 +2,10 @@
 
 Each change runs in one transaction with its event (``console.*``, before/after), bumps
 ``Tenant.version`` (so the content-hashed brand stylesheet and logo URLs change) and then
-invalidates this process's tenant directory, so the next request here sees it. Other
-processes reload their snapshot within ``PORTAL_TENANT_CACHE_TTL`` seconds (30 by
-default); a Redis pub/sub invalidation across processes is a follow-up.
+invalidates the tenant directory, so the next request on this process sees it. With
+``PORTAL_REDIS_URL`` set the invalidation is broadcast to every process at once
+(``core.invalidation``); without Redis, other processes reload their snapshot within
+``PORTAL_TENANT_CACHE_TTL`` seconds (30 by default).
 """
 
 from __future__ import annotations
