@@ -90,7 +90,7 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor or len(cursor) > 500:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode() or None
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
 
