@@ -1,0 +1,221 @@
+"""StripeProvider and webhooks against a real fake: localstripe (see localstripe_server.py for its one fake route).
+
+localstripe signs webhooks in Stripe's format and posts them to a receiver here; the
+test relays each delivery unchanged (body and Stripe-Signature) to the tenant's
+webhook URL, because the app under test is served in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from core.context import CurrentOrganization, system_context
+from core.testing import client_for, csrf_token, login
+from plugins.billing.tables import BillingCustomer, Invoice, StripeEvent, Subscription
+
+SECRET = "whsec_test_" + "a" * 24
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def localstripe_url():
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("localstripe_server.py")), str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/v1/customers", auth=("sk_test_x", ""), timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(5)
+
+
+@pytest.fixture
+async def receiver(localstripe_url):
+    """A webhook endpoint localstripe posts to; collects signed deliveries."""
+    deliveries: list[tuple[bytes, str]] = []
+
+    async def receive(request):
+        deliveries.append((await request.read(), request.headers.get("Stripe-Signature", "")))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{localstripe_url}/_config/webhooks/portal-{port}",
+                          data={"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET})
+    yield deliveries
+    await runner.cleanup()
+
+
+def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
+    timestamp = timestamp or int(time.time())
+    signature = hmac.new(secret.encode(), b"%d.%s" % (timestamp, payload), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={signature}"
+
+
+@pytest.fixture
+async def stripe_tenant(billing_app, billing_tenant, localstripe_url):
+    """A tenant billing through localstripe: plans as legacy plans, an organization with a Stripe customer on Starter."""
+    import stripe
+
+    from plugins.billing.stripe_provider import connect
+
+    tenant = await billing_tenant(None, provider="stripe", price_mode="plan")
+    runtime = billing_app.state.portal
+    record = runtime.directory.get(tenant.id)
+    ctx = system_context(runtime, record, organization=CurrentOrganization(tenant.org_id, tenant.org_slug, "Org"))
+    await connect(ctx, "sk_test_" + tenant.slug, ["whsec_old_rotated_out_" + "b" * 10, SECRET], localstripe_url)
+    client = stripe.StripeClient("sk_test_" + tenant.slug, base_addresses={"api": localstripe_url})
+    for plan_id, amount in (("starter", 1900), ("team", 4900), ("business", 14900)):
+        try:
+            client.v1.plans.create(params={"id": plan_id, "amount": amount, "currency": "eur", "interval": "month",
+                                           "product": {"name": plan_id.title()}})
+        except stripe.StripeError:
+            pass  # created by an earlier test of this module
+    customer = client.v1.customers.create(params={"email": "finance@example.com", "name": "Org"})
+    pm = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+    client.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": pm.id}})
+    from core.db import utcnow
+    await BillingCustomer.insert(BillingCustomer(tenant=tenant.id, organization=tenant.org_id, company_name="Org",
+                                                 stripe_customer_id=customer.id, updated_at=utcnow()))
+    return tenant, client, customer
+
+
+def _types(deliveries):
+    return {json.loads(body)["type"] for body, _ in deliveries}
+
+
+async def relay(app, host, deliveries, wanted: set[str] = frozenset(), timeout: float = 10.0):
+    """Wait for localstripe's signed deliveries of the ``wanted`` types and hand them to the portal unchanged."""
+    deadline = time.monotonic() + timeout
+    while not wanted <= _types(deliveries) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.3)
+    results = []
+    async with client_for(app, host) as client:
+        for body, signature in list(deliveries):
+            response = await client.post("/billing/webhooks/stripe", content=body,
+                                         headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
+            results.append((json.loads(body)["type"], response.status_code, response.json()))
+    return results
+
+
+async def test_signed_webhooks_from_localstripe_mirror_subscription_and_invoice(billing_app, stripe_tenant, receiver):
+    tenant, client, customer = stripe_tenant
+    await asyncio.to_thread(client.v1.subscriptions.create, params={"customer": customer.id,
+                                                                    "items": [{"plan": "starter"}]})
+    results = await relay(billing_app, tenant.host, receiver, wanted={"customer.subscription.created", "invoice.payment_succeeded"})
+    assert results and all(status == 200 for _, status, _ in results), results
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    assert sub["plan_id"] == "starter" and sub["status"] == "active" and sub["stripe_subscription_id"]
+    invoices = await Invoice.select().where(Invoice.organization == tenant.org_id)
+    assert invoices and invoices[0]["currency"] == "EUR" and invoices[0]["total"] == 1900
+    # the same deliveries again: acknowledged, applied once
+    again = await relay(billing_app, tenant.host, receiver, wanted=set())
+    assert all(body.get("duplicate") for _, _, body in again)
+    assert await StripeEvent.count().where(StripeEvent.tenant == tenant.id) == len(results)
+    # the page shows the mirrored plan without calling Stripe
+    async with client_for(billing_app, tenant.host) as browser:
+        await login(browser, tenant.email("owner"))
+        page = await browser.get(f"/o/{tenant.org_slug}/billing")
+        assert "Starter" in page.text and "€19.00" in page.text
+
+
+async def test_bad_signature_rejected_and_rotation_secret_accepted(billing_app, stripe_tenant):
+    tenant, _client, customer = stripe_tenant
+    event = {"id": "evt_rot_" + tenant.slug, "type": "customer.updated", "created": int(time.time()),
+             "data": {"object": {"id": customer.id, "object": "customer"}}}
+    body = json.dumps(event).encode()
+    async with client_for(billing_app, tenant.host) as http:
+        bad = await http.post("/billing/webhooks/stripe", content=body, headers={"Stripe-Signature": sign(body, "x")})
+        assert bad.status_code == 400
+        old = await http.post("/billing/webhooks/stripe", content=body,
+                              headers={"Stripe-Signature": sign(body, timestamp=int(time.time()) - 3600)})
+        assert old.status_code == 400  # outside the timestamp tolerance
+        good = await http.post("/billing/webhooks/stripe", content=body, headers={"Stripe-Signature": sign(body)})
+        assert good.status_code == 200 and good.json()["outcome"] == "processed"
+
+
+async def test_out_of_order_concurrent_duplicates_unknown_customer_and_replay(billing_app, stripe_tenant):
+    from plugins.billing.webhooks import replay
+
+    tenant, _client, customer = stripe_tenant
+    now = int(time.time())
+
+    def sub_event(event_id, created, plan, cancel):
+        return {"id": event_id, "type": "customer.subscription.updated", "created": created, "data": {"object": {
+            "id": "sub_manual", "object": "subscription", "customer": customer.id, "status": "active",
+            "cancel_at_period_end": cancel, "current_period_start": now - 100, "current_period_end": now + 86400,
+            "items": {"data": [{"id": "si_1", "plan": {"id": plan}}]}}}}
+
+    newer = json.dumps(sub_event("evt_new_" + tenant.slug, now, "business", True)).encode()
+    older = json.dumps(sub_event("evt_old_" + tenant.slug, now - 60, "starter", False)).encode()
+    async with client_for(billing_app, tenant.host) as http:
+        post = lambda body: http.post("/billing/webhooks/stripe", content=body,  # noqa: E731
+                                      headers={"Stripe-Signature": sign(body)})
+        first, second = await asyncio.gather(post(newer), post(newer))
+        assert {first.status_code, second.status_code} == {200}
+        assert sorted(bool(r.json().get("duplicate")) for r in (first, second)) == [False, True]
+        stale = await post(older)
+        assert stale.json()["outcome"] == "stale"
+        sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+        assert (sub["plan_id"], sub["cancel_at_period_end"]) == ("business", True)
+        unknown = json.dumps({"id": "evt_unknown_" + tenant.slug, "type": "invoice.paid", "created": now,
+                              "data": {"object": {"id": "in_x", "customer": "cus_nobody"}}}).encode()
+        response = await post(unknown)
+        assert response.status_code == 200 and response.json()["outcome"] == "unknown_customer"
+    runtime = billing_app.state.portal
+    ctx = system_context(runtime, runtime.directory.get(tenant.id))
+    outcomes = await replay(ctx)
+    assert outcomes["evt_old_" + tenant.slug] == "stale" and outcomes["evt_unknown_" + tenant.slug] == "unknown_customer"
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    assert sub["plan_id"] == "business"
+
+
+async def test_stripe_actions_cancel_reactivate_and_portal_session(billing_app, stripe_tenant, receiver):
+    tenant, client, customer = stripe_tenant
+    await asyncio.to_thread(client.v1.subscriptions.create, params={"customer": customer.id,
+                                                                    "items": [{"plan": "starter"}]})
+    await relay(billing_app, tenant.host, receiver, wanted={"customer.subscription.created", "invoice.payment_succeeded"})
+    org = f"/o/{tenant.org_slug}/billing"
+    async with client_for(billing_app, tenant.host) as http:
+        await login(http, tenant.email("owner"))
+        token = await csrf_token(http, org)
+        response = await http.post(org + "/cancel", data={"_csrf_token": token, "reason": "too_expensive"})
+        assert response.status_code == 303 and "error" not in response.headers["location"]
+        sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+        assert sub["cancel_at_period_end"]
+        remote = await asyncio.to_thread(client.v1.subscriptions.retrieve, sub["stripe_subscription_id"])
+        assert remote.cancel_at_period_end is True
+        await http.post(org + "/reactivate", data={"_csrf_token": token})
+        remote = await asyncio.to_thread(client.v1.subscriptions.retrieve, sub["stripe_subscription_id"])
+        assert remote.cancel_at_period_end is False
+        portal = await http.post(org + "/payment-method", data={"_csrf_token": token})
+        assert portal.status_code == 303 and "FAKE_BILLING_PORTAL" in portal.headers["location"]
