@@ -1,0 +1,117 @@
+"""Billing benchmark: invoice PDF first render vs cached download; trivial-route throughput while 10 PDFs render.
+
+Runs the real app under uvicorn on a throwaway SQLite database with the demo tenants
+seeded (PDFs in the default worker-process pool), and prints ratios against
+baselines measured in the same run:
+- first render of an invoice PDF (ms) and cached download (ms): cached must be ≥ 50× faster;
+- requests/s of ``/healthz`` alone, then while 10 distinct PDFs render at once: ratio must be ≥ 0.5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "portal.acme.test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def hammer(url: str, seconds: float, concurrency: int = 8) -> float:
+    """Requests per second of GET ``url`` over ``seconds``."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            response = await client.get(url)
+            assert response.status_code == 200
+            done += 1
+
+    async with httpx.AsyncClient(headers={"Host": HOST}) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return done / (time.perf_counter() - start)
+
+
+async def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="billing-bench-"))
+    env = {**os.environ, "PORTAL_DATABASE_URL": f"sqlite:///{work / 'bench.db'}", "PORTAL_VAR_DIR": str(work),
+           "PORTAL_ENV": "development", "PORTAL_OUTBOX_WORKER": "false"}
+    portal = str(ROOT / ".venv" / "bin" / "portal")
+    subprocess.run([portal, "migrate"], env=env, check=True, capture_output=True, cwd=ROOT)
+    subprocess.run([portal, "tenants", "apply", "tenants/", "--seed-demo"], env=env, check=True, capture_output=True,
+                   cwd=ROOT)
+    port = free_port()
+    server = subprocess.Popen([portal, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, headers={"Host": HOST}, timeout=60) as client:
+            for _ in range(100):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            login = await client.get("/login")
+            token = re.search(r'name="_csrf_token" value="([^"]+)"', login.text).group(1)
+            await client.post("/login", data={"_csrf_token": token, "email": "owner@acme.example",
+                                              "password": "portal-demo"})
+            ids = []
+            for org in ("rocket-labs", "anvil-works"):
+                for page in (1, 2):
+                    text = (await client.get(f"/o/{org}/billing?page={page}")).text
+                    ids += [(org, i) for i in re.findall(r"/invoices/([0-9a-f-]+)/pdf", text)]
+            warm_org, warm_id = ids.pop()
+            await client.get(f"/o/{warm_org}/billing/invoices/{warm_id}/pdf")  # starts the worker pool
+            org, invoice = ids.pop()
+            start = time.perf_counter()
+            first = await client.get(f"/o/{org}/billing/invoices/{invoice}/pdf")
+            first_ms = (time.perf_counter() - start) * 1000
+            assert first.status_code == 200
+            cached = []
+            for _ in range(20):
+                start = time.perf_counter()
+                await client.get(f"/o/{org}/billing/invoices/{invoice}/pdf")
+                cached.append((time.perf_counter() - start) * 1000)
+            cached_ms = sorted(cached)[len(cached) // 2]
+            baseline = await hammer(f"{base}/healthz", 3)
+            batch = ids[:10]
+
+            async def render_all() -> None:
+                await asyncio.gather(*(client.get(f"/o/{o}/billing/invoices/{i}/pdf") for o, i in batch))
+
+            renders = asyncio.create_task(render_all())
+            loaded = await hammer(f"{base}/healthz", 3)
+            await renders
+    finally:
+        server.terminate()
+        server.wait(10)
+    ratio = first_ms / cached_ms
+    print(f"invoice PDF first render      {first_ms:8.1f} ms (target ≤ 300 ms)")
+    print(f"invoice PDF cached download   {cached_ms:8.1f} ms (median of 20)")
+    print(f"render / cached ratio         {ratio:8.1f}×   (target ≥ 50×)")
+    print(f"/healthz alone                {baseline:8.0f} req/s")
+    print(f"/healthz while 10 PDFs render {loaded:8.0f} req/s")
+    print(f"throughput ratio              {loaded / baseline:8.2f}    (target ≥ 0.5)")
+    return 0 if ratio >= 50 and loaded / baseline >= 0.5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
