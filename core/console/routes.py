@@ -311,28 +311,36 @@ async def domain_remove(ctx: Ctx, domain_id: FromPath[str]) -> Response[Any]:
 async def plans_page(ctx: Ctx, saved: FromQuery[str | None] = None) -> Response[Any]:
     """The tenant's plans: active ones organizations can switch between, and retired ones."""
     plans = await plan_service.list_plans(ctx.tenant.id)
+    switches = await plan_service.plan_switches(ctx.tenant.id)
+    names = {p["id"]: p.get("name", p["id"]) for p in plans}
     for plan in plans:
         plan["display_price"] = plan_service.format_price(plan)
+        targets = switches.get(plan["id"])
+        plan["switch_names"] = None if targets is None else [names.get(t, t) for t in targets]
     return await console_page(ctx, "console/plans.html", plans=plans, notice=_notice(saved),
                               billing_enabled=ctx.runtime.plugins.is_enabled("billing", ctx.tenant))
 
 
 def _plan_form_values(plan: dict[str, Any] | None) -> dict[str, str]:
     if plan is None:
-        return {"id": "", "name": "", "price": "", "currency": "eur", "interval": "month",
-                "limits": "seats = 5", "features": "", "stripe_price_id": ""}
+        return {"id": "", "name": "", "price": "", "currency": "EUR", "interval": "month",
+                "limits": "seats = 5", "features": "", "stripe_price_id": "", "description": ""}
     limits = "\n".join(f"{k} = {'unlimited' if v == -1 else v}" for k, v in (plan.get("limits") or {}).items())
     return {"id": plan["id"], "name": plan.get("name", ""), "price": plan_service.major_units(plan),
             "currency": str(plan.get("currency", "")), "interval": plan.get("interval", "month"),
             "limits": limits, "features": "\n".join(plan.get("features") or []),
-            "stripe_price_id": plan.get("stripe_price_id") or ""}
+            "stripe_price_id": plan.get("stripe_price_id") or "", "description": str(plan.get("description") or "")}
 
 
 async def _plan_form(ctx: RequestContext, plan: dict[str, Any] | None, *, values: dict[str, str] | None = None,
-                     errors: dict[str, str] | None = None, status_code: int = 200) -> Response[Any]:
+                     errors: dict[str, str] | None = None, status_code: int = 200,
+                     switch_to: list[str] | None = None, keep_switches: bool = False) -> Response[Any]:
+    others = [p for p in await plan_service.list_plans(ctx.tenant.id) if not plan or p["id"] != plan["id"]]
+    if plan is not None and not keep_switches:
+        switch_to = (await plan_service.plan_switches(ctx.tenant.id)).get(plan["id"])
     return await console_page(ctx, "console/plan_form.html", status_code=status_code, plan=plan,
                               values=values or _plan_form_values(plan), errors=errors or {},
-                              intervals=plan_service.INTERVALS)
+                              intervals=plan_service.INTERVALS, other_plans=others, switch_to=switch_to)
 
 
 @get("/plans/new", name="console_plan_new")
@@ -360,11 +368,13 @@ async def _save_plan(ctx: RequestContext, request: Request[Any, Any, Any], exist
     form = await request.form()
     taken = {p["id"] for p in await plan_service.list_plans(ctx.tenant.id)}
     plan, errors = plan_service.parse_plan(form, existing=existing, taken_ids=taken)
+    switch_to = plan_service.parse_switches(form, plan["id"], taken)
     if errors:
         values = {k: str(form.get(k, "")) for k in _plan_form_values(None)}
-        return await _plan_form(ctx, existing, values=values, errors=errors, status_code=400)
+        return await _plan_form(ctx, existing, values=values, errors=errors, status_code=400, switch_to=switch_to,
+                                keep_switches=True)
     try:
-        created = await plan_service.save_plan(ctx, plan)
+        created = await plan_service.save_plan(ctx, plan, switch_to)
     except ConsoleError as exc:
         return await _plan_form(ctx, existing, errors={"name": str(exc)}, status_code=400)
     return Redirect(f"/admin/plans?saved={'plan-created' if created else 'plan-updated'}")

@@ -32,10 +32,11 @@ async def test_create_edit_retire_plan(portal_app_factory, make_tenant, admin_cl
         settings = await _settings(tenant)
         assert settings["other"] == 1 and settings["billing"]["provider"] == "local"
         assert settings["billing"]["plans"] == [{
-            "id": "pro", "name": "Pro", "price": 2900, "currency": "eur", "interval": "month",
+            "id": "pro", "name": "Pro", "price": 2900, "currency": "EUR", "interval": "month",
             "limits": {"seats": 10, "api_calls": -1}, "features": ["Single sign-on", "Priority support"],
-            "stripe_price_id": "price_1Pro", "retired": False,
+            "stripe_price_id": "price_1Pro", "retired": False, "description": "",
         }]
+        assert "allowed_plan_changes" not in settings["billing"]
         listing = await client.get("/admin/plans")
         assert "29.00 EUR / month" in listing.text and "unlimited" in listing.text
 
@@ -46,11 +47,19 @@ async def test_create_edit_retire_plan(portal_app_factory, make_tenant, admin_cl
         assert response.status_code == 302
         [plan] = (await _settings(tenant))["billing"]["plans"]
         assert plan["id"] == "pro" and plan["name"] == "Pro Plus" and plan["price"] == 3950
-        assert plan["interval"] == "year" and plan["stripe_price_id"] is None
+        assert plan["interval"] == "year" and plan["stripe_price_id"] == ""
 
-        response = await _post(client, "/admin/plans", {**PRO, "name": "Yen", "currency": "jpy", "price": "1200"})
+        response = await _post(client, "/admin/plans", {**PRO, "name": "Yen", "currency": "jpy", "price": "1200",
+                                                          "switch_mode": "listed", "switch_to": ["pro", "nope"]})
         assert response.status_code == 302
-        assert (await _settings(tenant))["billing"]["plans"][1]["price"] == 1200
+        billing = (await _settings(tenant))["billing"]
+        assert billing["plans"][1]["price"] == 1200 and billing["plans"][1]["currency"] == "JPY"
+        assert billing["allowed_plan_changes"] == {"yen": ["pro"]}
+        assert "Pro Plus" in (await client.get("/admin/plans")).text.split('data-testid="plan-yen"')[1]
+        response = await _post(client, "/admin/plans/yen", {**PRO, "name": "Yen", "currency": "JPY", "price": "1200",
+                                                             "switch_mode": "any"})
+        assert response.status_code == 302
+        assert (await _settings(tenant))["billing"]["allowed_plan_changes"] == {}
 
         response = await _post(client, "/admin/plans/pro/retire", {})
         assert response.status_code == 302
@@ -59,8 +68,8 @@ async def test_create_edit_retire_plan(portal_app_factory, make_tenant, admin_cl
         await _post(client, "/admin/plans/pro/retire", {"restore": "1"})
         assert (await _settings(tenant))["billing"]["plans"][0]["retired"] is False
     types = [e.type for e in recorder.events if e.type.startswith("console.plan")]
-    assert types == ["console.plan.created", "console.plan.updated", "console.plan.created", "console.plan.retired",
-                     "console.plan.restored"]
+    assert types == ["console.plan.created", "console.plan.updated", "console.plan.created", "console.plan.updated",
+                     "console.plan.retired", "console.plan.restored"]
     updated = recorder.of("console.plan.updated")[0]
     assert updated.before["price"] == 2900 and updated.after["price"] == 3950
 
@@ -98,3 +107,22 @@ async def test_plans_are_per_tenant(portal_app, make_tenant, admin_client):
     assert (await _settings(tenant_b)).get("billing") is None
     [plan] = (await _settings(tenant_a))["billing"]["plans"]
     assert plan["price"] == 2900 and plan["retired"] is False
+
+
+async def test_manifest_keys_survive_an_edit(portal_app, make_tenant, admin_client):
+    manifest_plan = {"id": "team", "name": "Team", "price": 4900, "currency": "EUR", "interval": "month",
+                     "limits": {"seats": 20}, "features": ["Audit log"], "stripe_price_id": "price_team",
+                     "description": "For growing teams.", "badge": "popular"}
+    tenant = await make_tenant(settings={"billing": {"plans": [manifest_plan], "currency": "EUR",
+                                                     "allowed_plan_changes": {"team": []}}})
+    async with admin_client(portal_app, tenant) as client:
+        form = await client.get("/admin/plans/team")
+        assert 'value="For growing teams."' in form.text and 'value="listed" style="width:auto" checked' in form.text
+        response = await _post(client, "/admin/plans/team", {**PRO, "name": "Team", "price": "59.00",
+                                                              "description": "For growing teams.",
+                                                              "switch_mode": "listed"})
+        assert response.status_code == 302
+    billing = (await _settings(tenant))["billing"]
+    [plan] = billing["plans"]
+    assert plan["badge"] == "popular" and plan["price"] == 5900 and plan["description"] == "For growing teams."
+    assert billing["currency"] == "EUR" and billing["allowed_plan_changes"] == {"team": []}
