@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.db import atomic, utcnow
+from core.db import atomic, engine, is_sqlite, utcnow
 from plugins.usage.periods import local_day, utc_hour
 from plugins.usage.tables import UsageDaily, UsageEvent, UsageHourly
 
@@ -37,13 +37,35 @@ class NewEvent:
 
 
 def _placeholders(rows: int, columns: int) -> str:
-    row = "(" + ", ".join(["{}"] * columns) + ")"
-    return ", ".join([row] * rows)
+    """``(?, ?), (?, ?)`` on SQLite, ``($1, $2), ($3, $4)`` on PostgreSQL."""
+    if is_sqlite():
+        row = "(" + ", ".join(["?"] * columns) + ")"
+        return ", ".join([row] * rows)
+    numbers = iter(range(1, rows * columns + 1))
+    return ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(columns)) + ")" for _ in range(rows))
+
+
+async def _execute(sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    """Run a statement on the current transaction's connection with the driver's own placeholders.
+
+    The hot path of ingest: Piccolo's ``raw`` re-parses every argument of a 900-parameter
+    statement in Python, which cost about half of an ingest request's time.
+    """
+    transaction = engine().current_transaction.get()
+    assert transaction is not None, "call inside core.db.atomic()"
+    connection = transaction.connection
+    if is_sqlite():
+        async with connection.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+    return [dict(row) for row in await connection.fetch(sql, *args)]
 
 
 async def insert_events(tenant_id: uuid.UUID, org_id: uuid.UUID, events: list[NewEvent],
                         now: datetime) -> set[str]:
-    """Insert events whose key the organization has not used yet; returns the keys actually inserted."""
+    """Insert events whose key the organization has not used yet; returns the keys actually inserted.
+
+    Runs inside ``atomic()`` (``record_events`` opens it).
+    """
     if not events:
         return set()
     args: list[Any] = []
@@ -55,7 +77,7 @@ async def insert_events(tenant_id: uuid.UUID, org_id: uuid.UUID, events: list[Ne
         f"dimensions, received_at) VALUES {_placeholders(len(events), 9)} "
         "ON CONFLICT (organization, idempotency_key) DO NOTHING RETURNING idempotency_key"
     )
-    rows = await UsageEvent.raw(sql, *args)
+    rows = await _execute(sql, args)
     return {row["idempotency_key"] for row in rows}
 
 
@@ -66,13 +88,12 @@ async def _upsert(table: str, bucket_column: str, tenant_id: uuid.UUID, org_id: 
     args: list[Any] = []
     for (metric, bucket), (quantity, count) in sorted(buckets.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         args += [uuid.uuid4(), tenant_id, org_id, metric, bucket, quantity, int(count)]
-    model = UsageHourly if table == "usage_hourly" else UsageDaily
-    await model.raw(
+    await _execute(
         f"INSERT INTO {table} (id, tenant, organization, metric, {bucket_column}, quantity, events) "
         f"VALUES {_placeholders(len(buckets), 7)} "
         f"ON CONFLICT (organization, metric, {bucket_column}) DO UPDATE SET "
         f"quantity = {table}.quantity + excluded.quantity, events = {table}.events + excluded.events",
-        *args,
+        args,
     )
 
 
