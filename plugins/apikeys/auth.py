@@ -4,13 +4,12 @@ One async step backed by an in-process cache:
 
 1. ``Authorization: Bearer <key>``; an address that sent too many invalid keys lately gets
    429 before anything else is looked at.
-2. The key's format and CRC32 checksum are checked in memory: a malformed key is 401
-   without touching the database.
-3. The key's SHA-256 is looked up in a per-process cache; a miss (or an entry older than
-   ``CACHE_TTL``) costs one indexed lookup (unique ``key_hash``, filtered by the tenant of
-   the Host, so tenant A's key is unknown on tenant B's host).
-4. Revoked, expired or replaced-after-grace keys are 401; the per-key token bucket gives 429.
-5. The request is counted in memory (``counters.UsageBuffer``), never written per request.
+2. The key's SHA-256 is looked up in a per-process cache. On a miss (or an entry older than
+   ``CACHE_TTL``) the key's format and CRC32 checksum are checked in memory first (a malformed
+   key is 401 without touching the database), then one indexed lookup (unique ``key_hash``,
+   filtered by the tenant of the Host, so tenant A's key is unknown on tenant B's host).
+3. Revoked, expired or replaced-after-grace keys are 401; the per-key token bucket gives 429.
+4. The request is counted in memory (``counters.UsageBuffer``), never written per request.
 
 Revocation across processes: the cache keeps an entry for at most ``CACHE_TTL`` (5 s) and the
 process that revokes drops its own entry at once, so a revoked key stops working everywhere
@@ -43,7 +42,7 @@ from core.events import Target, emit
 from core.security import token_hash
 from plugins.apikeys import clock
 from plugins.apikeys.counters import UsageBuffer
-from plugins.apikeys.keyformat import parse_key
+from plugins.apikeys.keyformat import MAX_KEY_LENGTH, parse_key
 from plugins.apikeys.tables import ApiKey
 
 log = logging.getLogger("portal.apikeys")
@@ -54,6 +53,7 @@ DEFAULT_RATE_PER_MINUTE = 600
 INVALID_LIMIT = 20
 INVALID_WINDOW = 60.0
 REVOKED_EVENT_EVERY = 60.0
+MALFORMED = "This API key is malformed: check that it was copied completely."
 BEARER = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
@@ -231,9 +231,16 @@ async def authenticate(ctx: RequestContext, authorization: str) -> ApiPrincipal 
         raise TooManyRequestsException("Too many invalid API keys from your address; try again later.",
                                        headers={"Retry-After": str(wait)})
     token = token.strip()
-    if parse_key(token) is None:
-        raise _reject(state, address, "This API key is malformed: check that it was copied completely.")
-    record = await cached_key(state, ctx.tenant.id, token_hash(token))
+    if len(token) > MAX_KEY_LENGTH:
+        raise _reject(state, address, MALFORMED)
+    digest = token_hash(token)
+    entry = state.cache.get((ctx.tenant.id, digest))
+    if entry is not None and time.monotonic() - entry[0] < CACHE_TTL:
+        record: CachedKey | None = entry[1]  # this exact token passed the format check when it was cached
+    else:
+        if parse_key(token) is None:  # malformed: refused before any database lookup
+            raise _reject(state, address, MALFORMED)
+        record = await cached_key(state, ctx.tenant.id, digest)
     if record is None:
         raise _reject(state, address, "This API key is not valid.")
     now = clock.now()

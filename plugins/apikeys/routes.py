@@ -20,9 +20,10 @@ from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
 from core.guards import requires
+from core.mail import tenant_base_url
 from core.rendering import render
 from plugins.apikeys import clock, service
-from plugins.apikeys.auth import CachedKey, rate_per_minute
+from plugins.apikeys.auth import CachedKey, rate_per_minute, state_of
 
 NO_STORE = {"Cache-Control": "no-store"}
 NOTICES = {
@@ -37,10 +38,12 @@ def _base(ctx: RequestContext) -> str:
 @get("/", name="apikeys_index", guards=[requires("api_keys.read")])
 async def index(ctx: Ctx, done: FromQuery[str | None] = None) -> Response[Any]:
     """The organization's keys: working ones first, then revoked, expired and replaced ones."""
+    await state_of(ctx.runtime).usage.flush()
     keys = await service.list_keys(ctx)
     return await render(ctx, "apikeys/index.html", active=[k for k in keys if k["usable"]],
                         inactive=[k for k in keys if not k["usable"]], notice=NOTICES.get(done or ""),
-                        base=_base(ctx), now=clock.now(), rate_limit=rate_per_minute(ctx.tenant))
+                        base=_base(ctx), now=clock.now(), rate_limit=rate_per_minute(ctx.tenant),
+                        api_base=tenant_base_url(ctx))
 
 
 def _form_context(ctx: RequestContext, draft: service.KeyDraft, errors: dict[str, str]) -> dict[str, Any]:
@@ -71,7 +74,7 @@ async def create(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
     row, plaintext = await service.create_key(ctx, draft)
     key = await _key_or_404(ctx, row["id"])
     return await render(ctx, "apikeys/created.html", headers=NO_STORE, plaintext=plaintext, key=key,
-                        base=_base(ctx), rotated_from=None)
+                        base=_base(ctx), rotated_from=None, api_base=tenant_base_url(ctx))
 
 
 async def _key_or_404(ctx: RequestContext, key_id: uuid.UUID) -> dict[str, Any]:
@@ -83,6 +86,7 @@ async def _key_or_404(ctx: RequestContext, key_id: uuid.UUID) -> dict[str, Any]:
 
 async def _detail(ctx: RequestContext, key_id: uuid.UUID, *, error: str | None = None,
                   status_code: int = 200) -> Response[Any]:
+    await state_of(ctx.runtime).usage.flush()  # show this process's latest counts and last use
     key = await _key_or_404(ctx, key_id)
     series = await service.usage_series(ctx.runtime, key["id"])
     return await render(ctx, "apikeys/detail.html", status_code=status_code, key=key, error=error,
@@ -110,12 +114,14 @@ async def rotate(ctx: Ctx, key_id: FromPath[uuid.UUID], request: Request[Any, An
     fresh = await _key_or_404(ctx, row["id"])
     old_now = await _key_or_404(ctx, key_id)
     return await render(ctx, "apikeys/created.html", headers=NO_STORE, plaintext=plaintext, key=fresh,
-                        base=_base(ctx), rotated_from=old_now | {"previous_status": old["status"]})
+                        base=_base(ctx), rotated_from=old_now | {"previous_status": old["status"]},
+                        api_base=tenant_base_url(ctx))
 
 
 @get("/{key_id:uuid}/revoke", name="apikeys_revoke_confirm", guards=[requires("api_keys.manage")])
 async def revoke_confirm(ctx: Ctx, key_id: FromPath[uuid.UUID]) -> Response[Any]:
     """Ask before revoking; warn loudly when the key was used in the last 30 days."""
+    await state_of(ctx.runtime).usage.flush()
     key = await _key_or_404(ctx, key_id)
     series = await service.usage_series(ctx.runtime, key["id"])
     return await render(ctx, "apikeys/revoke.html", key=key, base=_base(ctx),
