@@ -21,6 +21,7 @@ from core.middleware import CTX_KEY
 from core.rendering import csrf_token
 from core.tenancy import client_address, request_host
 from core.themes import CORE_TEMPLATES
+from core.two_factor_policy import TwoFactorRequired
 
 log = logging.getLogger("portal.errors")
 
@@ -102,6 +103,8 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     if isinstance(exc, LoginRequired) and not _is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target, safe='/')}")
+    if isinstance(exc, TwoFactorRequired) and not _is_api(request):
+        return Redirect(exc.redirect_to)
     if isinstance(exc, ValidationException) and not _is_api(request):
         return error_response(request, 400, "Some of what you sent is missing or malformed.")
     headers = dict(exc.headers or {})

@@ -18,6 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from core.context import RequestContext
 from core.identity import resolve_membership
 from core.middleware import CTX_KEY
+from core.two_factor_policy import enforce as enforce_two_factor
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
 
@@ -49,6 +50,7 @@ async def organization_member(connection: ASGIConnection[Any, Any, Any, Any], _:
         raise LoginRequired()
     if ctx.organization is None and not await resolve_membership(ctx, connection.path_params["org"]):
         raise NotFoundException()
+    await enforce_two_factor(ctx)
 
 
 def requires(*permissions: str) -> Guard:

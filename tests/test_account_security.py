@@ -455,3 +455,50 @@ async def test_pages_need_a_signed_in_user(portal_app, make_tenant):
         token = await csrf_token(c, "/login")
         response = await c.post("/account/security/sessions/revoke-others", data={"_csrf_token": token})
         assert response.status_code == 302 and response.headers["location"].startswith("/login")
+
+
+async def test_owner_can_require_two_factor_for_members(portal_app_factory, make_tenant, clock):
+    rec = recorder()
+    app = await portal_app_factory(rec)
+    tenant = await make_tenant(plugins=["recorder"])
+    other = await make_tenant(plugins=["recorder"])
+    switch = f"/account/security/organizations/{tenant.org_slug}/require-2fa"
+    async with signed_in(app, tenant.host, tenant.email("owner")) as owner:
+        page = await owner.get("/account/security")
+        assert "Organizations you own" in page.text and f"Org {tenant.slug}" in page.text
+        assert "5 of 5" in page.text
+        assert (await owner.post(switch, data={"require": "on"})).status_code == 403  # no CSRF token
+        refused = await form_post(owner, switch, {"require": "on"}, token_from="/account/security")
+        assert refused.status_code == 400 and "for your own account first" in refused.text
+        await enrol(owner, clock)
+        done = await form_post(owner, switch, {"require": "on"}, token_from="/account/security")
+        assert done.status_code == 302 and done.headers["location"] == "/account/security?done=org-required"
+        page = await owner.get("/account/security?done=org-required")
+        assert "4 of 5" in page.text and "Required" in page.text
+        assert (await owner.get(f"/o/{tenant.org_slug}/")).status_code == 200
+    async with signed_in(app, tenant.host, tenant.email("admin")) as admin:
+        assert "Organizations you own" not in (await admin.get("/account/security")).text
+        assert (await form_post(admin, switch, {"require": "off"}, token_from="/account/security")).status_code == 404
+        blocked = await admin.get(f"/o/{tenant.org_slug}/")
+        assert blocked.status_code == 302
+        assert blocked.headers["location"] == f"/account/security/2fa/setup?required={tenant.org_slug}"
+        setup = await admin.get(blocked.headers["location"])
+        assert f"Org {tenant.slug} requires two-factor authentication" in setup.text
+        assert (await admin.get("/account")).status_code == 200  # the account area stays open
+        await enrol(admin, clock)
+        assert (await admin.get(f"/o/{tenant.org_slug}/")).status_code == 200
+    async with signed_in(app, other.host, other.email("owner")) as stranger:
+        response = await form_post(stranger, switch, {"require": "off"}, token_from="/account/security")
+        assert response.status_code == 404
+    changed = [e for e in rec.EVENTS if e.type == "organization.two_factor_requirement.changed"]
+    assert len(changed) == 1 and changed[0].organization_id == tenant.org_id
+    assert changed[0].before == {"require_2fa": False} and changed[0].after == {"require_2fa": True}
+    async with client(app, tenant.host) as owner:
+        await login(owner, tenant.email("owner"))
+        secret = app.state.portal.secrets.decrypt((await TotpCredential.select().where(
+            TotpCredential.user.email == tenant.email("owner"), TotpCredential.tenant == tenant.id).first())["secret"])
+        assert (await second_step(owner, code(secret, clock))).status_code == 302
+        off = await form_post(owner, switch, {"require": "off"}, token_from="/account/security")
+        assert off.headers["location"] == "/account/security?done=org-optional"
+    async with signed_in(app, tenant.host, tenant.email("viewer")) as viewer:
+        assert (await viewer.get(f"/o/{tenant.org_slug}/")).status_code == 200

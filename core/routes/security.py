@@ -10,6 +10,8 @@ Lives in the core (not the team plugin) because sign-in and sessions are core.
   started, last seen, how it signed in, "this session"); revoke one or all others.
   Every query is scoped to the tenant and the user, so another account's (or
   another tenant's) session id simply does not exist here (404).
+- Organization owners find here the switch "require two-factor authentication for
+  members" of each organization they own (``core.two_factor_policy``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from core.context import Ctx
 from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from core.guards import login_required
-from core.identity import revoke_user_sessions, rotate_session, set_session_cookie
+from core.identity import revoke_user_sessions, rotate_session, set_session_cookie, user_organizations
 from core.rendering import render
 from core.tables import User, UserSession
+from core.two_factor_policy import is_owner, owned_organizations, set_required
 from core.useragent import describe
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -38,6 +41,8 @@ NOTICES = {
     "2fa-disabled": "Two-factor authentication is off. Other sessions were signed out.",
     "session-revoked": "The session was signed out.",
     "others-revoked": "All your other sessions were signed out.",
+    "org-required": "Members of the organization now need two-factor authentication.",
+    "org-optional": "Two-factor authentication is now optional in the organization.",
 }
 AUTH_LABELS = {"password": "Password", "oidc": "Single sign-on (OIDC)", "saml": "Single sign-on (SAML)",
                "sso": "Single sign-on", "invite": "Invitation"}
@@ -98,7 +103,7 @@ async def security_page(ctx: Ctx, *, status_code: int = 200, errors: dict[str, s
         open_form=open_form, twofa_enabled=enabled,
         twofa_since=as_utc(credential["confirmed_at"]).strftime("%d %b %Y") if enabled else None,
         recovery_left=await totp.remaining_recovery_codes(ctx.tenant.id, ctx.user.id) if enabled else 0,
-        sessions=await active_sessions(ctx),
+        sessions=await active_sessions(ctx), owned=await owned_organizations(ctx.tenant.id, ctx.user.id),
     )
 
 
@@ -108,7 +113,8 @@ async def security_overview(ctx: Ctx, done: FromQuery[str | None] = None) -> Res
     return await security_page(ctx, notice=NOTICES.get(done or ""))
 
 
-async def _setup_page(ctx: Ctx, *, status_code: int = 200, errors: dict[str, str] | None = None) -> Response[Any]:
+async def _setup_page(ctx: Ctx, *, status_code: int = 200, errors: dict[str, str] | None = None,
+                      required_by: str | None = None) -> Response[Any]:
     assert ctx.user is not None
     async with atomic():
         secret = await totp.enrolment_secret(ctx.runtime, ctx.tenant.id, ctx.user.id)
@@ -116,16 +122,17 @@ async def _setup_page(ctx: Ctx, *, status_code: int = 200, errors: dict[str, str
     uri = totp.provisioning_uri(secret, ctx.user.email, issuer)
     return await render(ctx, "account/security_setup.html", status_code=status_code, headers=NO_STORE,
                         errors=errors or {}, qr_svg=totp.qr_svg(uri, f"QR code for {issuer}"),
-                        secret_groups=totp.group_secret(secret), issuer=issuer)
+                        secret_groups=totp.group_secret(secret), issuer=issuer, required_by=required_by)
 
 
 @get("/account/security/2fa/setup", name="account_2fa_setup", guards=[login_required])
-async def setup_page(ctx: Ctx) -> Response[Any]:
+async def setup_page(ctx: Ctx, required: FromQuery[str | None] = None) -> Response[Any]:
     """Enrolment: scan the QR code, then confirm with a code and the password."""
     assert ctx.user is not None
     if await totp.is_enabled(ctx.tenant.id, ctx.user.id):
         return Redirect("/account/security")
-    return await _setup_page(ctx)
+    required_by = next((org["name"] for org in await user_organizations(ctx) if org["slug"] == required), None)
+    return await _setup_page(ctx, required_by=required_by)
 
 
 def _throttled(ctx: Ctx) -> int:
@@ -290,5 +297,26 @@ async def revoke_other_sessions(ctx: Ctx) -> Response[Any]:
     return Redirect("/account/security?done=others-revoked")
 
 
+@post("/account/security/organizations/{org_slug:str}/require-2fa", name="account_org_require_2fa",
+      guards=[login_required])
+async def require_two_factor(ctx: Ctx, org_slug: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
+    """An owner requires (or stops requiring) 2FA from the organization's members."""
+    assert ctx.user is not None
+    org = await is_owner(ctx.tenant.id, ctx.user.id, org_slug)
+    if org is None:
+        raise NotFoundException()
+    required = (await request.form()).get("require") == "on"
+    if required and not await totp.is_enabled(ctx.tenant.id, ctx.user.id):
+        return await security_page(ctx, status_code=400, errors={
+            f"org_{org_slug}": "Turn on two-factor authentication for your own account first."})
+    if required != bool(org["require_2fa"]):
+        async with atomic():
+            await set_required(org["id"], required)
+            await emit(ctx, "organization.two_factor_requirement.changed",
+                       target=Target("organization", str(org["id"]), org["name"]), organization_id=org["id"],
+                       before={"require_2fa": bool(org["require_2fa"])}, after={"require_2fa": required})
+    return Redirect(f"/account/security?done=org-{'required' if required else 'optional'}")
+
+
 SECURITY_HANDLERS = [security_overview, setup_page, confirm_setup, disable_2fa, regenerate_codes, revoke_session,
-                     revoke_other_sessions]
+                     revoke_other_sessions, require_two_factor]
