@@ -22,6 +22,7 @@ BUILTIN_PLUGINS = (
     "plugins.audit",
     "plugins.billing",
     "plugins.usage",
+    "plugins.sso",
 )
 
 
