@@ -7,6 +7,7 @@ plans and customers. Every form posts with the CSRF token and re-renders with er
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from core.console.service import ConsoleError, change_tenant, tenant_row
 from core.console.tls import tls_ask
 from core.context import Ctx, RequestContext
 from core.contracts import NavItem
+from core.db import is_sqlite
 from core.plugins import CORE_SLUG
 from core.rendering import page_context, render
 from core.tables import Membership, Organization, Tenant
@@ -419,7 +421,10 @@ async def customers_page(ctx: Ctx, q: FromQuery[str] = "") -> Response[Any]:
     term = q.strip()[:100]
     if term:
         pattern = f"%{term.replace('%', '').replace('_', '')}%"
-        query = query.where((Organization.name.ilike(pattern)) | (Organization.slug.ilike(pattern)))
+        if is_sqlite():  # SQLite's LIKE is already case-insensitive (and it has no ILIKE)
+            query = query.where((Organization.name.like(pattern)) | (Organization.slug.like(pattern)))
+        else:
+            query = query.where((Organization.name.ilike(pattern)) | (Organization.slug.ilike(pattern)))
     organizations = await query.order_by(Organization.created_at, ascending=False).limit(500)
     stats = await Membership.select(
         Membership.organization, Count(Membership.id, alias="members"),
@@ -433,7 +438,9 @@ async def customers_page(ctx: Ctx, q: FromQuery[str] = "") -> Response[Any]:
         stat = by_org.get(str(org["id"]), {})
         org["members"] = stat.get("members", 0)
         last = stat.get("last_active")
-        org["last_active"] = as_utc(last) if last is not None and not isinstance(last, str) else last
+        if isinstance(last, str):  # SQLite hands aggregates back as text
+            last = datetime.fromisoformat(last)
+        org["last_active"] = as_utc(last)
         org["created_at"] = as_utc(org["created_at"])
     return await console_page(ctx, "console/customers.html", organizations=organizations, q=term, total=total)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from core.db import utcnow
-from core.tables import Organization
+from core.tables import Membership, Organization
 
 
 async def test_customers_list_and_search(portal_app, make_tenant, admin_client):
@@ -13,8 +14,11 @@ async def test_customers_list_and_search(portal_app, make_tenant, admin_client):
     other = await make_tenant()
     await Organization.insert(Organization(id=uuid.uuid4(), tenant=tenant.id, slug="zeta-labs", name="Zeta Labs",
                                            created_at=utcnow()))
+    await Membership.update({Membership.last_active_at: datetime(2026, 3, 4, 5, 6, tzinfo=UTC)}).where(
+        Membership.organization == tenant.org_id)
     async with admin_client(portal_app, tenant) as client:
         page = await client.get("/admin/customers")
+        assert "2026-03-04 05:06 UTC" in page.text
         assert page.status_code == 200
         assert f"Org {tenant.slug}" in page.text and "Zeta Labs" in page.text
         assert f"Org {other.slug}" not in page.text
