@@ -149,7 +149,7 @@ def main() -> None:
                 results[name].append(wrk(url, headers, args.duration, args.connections))
         baseline = statistics.median(results["public /bench/ping (no auth)"])
         print(f"granian 1 worker, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds,"
-              f" {os.cpu_count()} CPUs")
+              f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         print(f"{'route':<38} {'median req/s':>13} {'ratio':>7}")
         for name, values in results.items():
             median = statistics.median(values)
