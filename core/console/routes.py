@@ -94,7 +94,8 @@ async def _branding_page(ctx: RequestContext, request: Request[Any, Any, Any], *
         ctx, "console/branding.html", status_code=status_code, values=form_values, chosen_theme=chosen,
         themes=list(ctx.runtime.themes.themes.values()), errors=errors or {}, logo_error=logo_error,
         notice=notice, theme_tokens=tokens, preview_url=f"/admin/branding/preview?{preview_query}",
-        invoice_preview=INVOICE_PREVIEW if _route_exists(request, INVOICE_PREVIEW) else None,
+        invoice_preview=INVOICE_PREVIEW if _route_exists(request, INVOICE_PREVIEW)
+        and ctx.runtime.plugins.is_enabled("billing", ctx.tenant) else None,
         has_logo=bool(row["logo_type"]), max_logo_kb=MAX_LOGO_BYTES // 1024,
     )
 

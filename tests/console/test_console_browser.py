@@ -1,0 +1,161 @@
+"""In Chromium: a tenant admin changes the brand colour and logo, sees the live preview change before saving, then
+the portal itself and the invoice preview (billing plugin) after saving."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.settings import BUILTIN_PLUGINS, PROJECT_ROOT
+from tests.console.conftest import make_tenant_admin
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic", "--host-resolver-rules=MAP *.test 127.0.0.1"]
+PLAN = {"id": "pro", "name": "Pro", "price": 2900, "currency": "EUR", "interval": "month", "limits": {"seats": 5},
+        "features": ["Support"], "stripe_price_id": ""}
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (96, 96), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+FETCH = """async url => {
+  const r = await fetch(url); const bytes = new Uint8Array(await r.arrayBuffer()); let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return {status: r.status, type: r.headers.get("content-type"), body: btoa(s)};
+}"""
+
+
+async def _fetch(page, url: str) -> tuple[int, str, bytes]:
+    """GET through the browser itself (its cookies, its host mapping)."""
+    import base64
+
+    result = await page.evaluate(FETCH, url)
+    return result["status"], result["type"], base64.b64decode(result["body"])
+
+
+def _pdf_text(data: bytes) -> str:
+    result = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True)
+    return result.stdout.decode()
+
+
+@pytest.fixture
+async def served(portal_settings, portal_database):
+    """The app with every built-in plugin (billing's invoice preview included), served on a loopback port."""
+    import uvicorn
+
+    from core.app import create_app
+    from core.testing import running
+
+    app = create_app(portal_settings.with_overrides(builtin_plugins=BUILTIN_PLUGINS))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    async with running(app):
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        yield app, port
+        server.should_exit = True
+        await task
+
+
+async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (make test installs it)")
+    from playwright.async_api import async_playwright
+
+    app, port = served
+    billing = "billing" in app.state.portal.plugins.plugins
+    tenant = await make_tenant(plugins=["billing"] if billing else [], branding={
+        "product_name": "Browser Cloud", "primary_color": "#c2410c", "legal_name": "Old Legal GmbH"},
+        settings={"billing": {"plans": [PLAN], "currency": "EUR"}})
+    await make_tenant_admin(tenant)
+    await app.state.portal.directory.refresh()
+    base = f"http://{tenant.host}:{port}"
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(_png((20, 83, 45)))
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = await browser.new_page(viewport={"width": 1440, "height": 1000})
+        await page.goto(f"{base}/login?next=/admin/branding")
+        await page.fill("#email", tenant.email("admin"))
+        await page.fill("#password", "correct-horse-battery")
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/admin/branding")
+
+        preview = page.frame_locator("#preview")
+        button = preview.locator(".button-primary").first
+        background = "el => getComputedStyle(el).backgroundColor"
+        assert await button.evaluate(background) == "rgb(194, 65, 12)"
+        invoice_before = None
+        if billing:
+            assert await page.locator('[data-testid="invoice-preview-link"]').count() == 1
+            status, kind, invoice_before = await _fetch(page, "/admin/billing/invoice-preview")
+            assert status == 200 and kind == "application/pdf"
+
+        # Typing a colour changes the preview at once; nothing is saved yet.
+        await page.fill("#primary_color", "#14532d")
+        await page.fill("#legal_name", "New Legal Ltd")
+        await page.wait_for_function(
+            "() => { const d = document.getElementById('preview').contentDocument;"
+            " const b = d && d.querySelector('.button-primary');"
+            " return b && getComputedStyle(b).backgroundColor === 'rgb(20, 83, 45)'; }", timeout=10000)
+        await page.screenshot(path=str(ARTIFACTS / "console-branding-draft.png"), full_page=True)
+        other = await browser.new_page()
+        await other.goto(f"{base}/login")
+        primary = "getComputedStyle(document.documentElement).getPropertyValue('--color-primary').trim()"
+        assert await other.evaluate(primary) == "#c2410c"
+
+        # An unreadable colour shows the refusal inside the preview, and saving it is refused.
+        await page.fill("#primary_color", "#0077dd")
+        await preview.locator('[data-testid="preview-problems"]').wait_for(timeout=10000)
+        await page.click("text=Save branding")
+        await page.wait_for_load_state()
+        assert "WCAG AA needs 4.5:1" in await page.locator("#primary_color-error").inner_text()
+
+        # Save a readable colour, upload a logo.
+        await page.fill("#primary_color", "#14532d")
+        await page.fill("#legal_name", "New Legal Ltd")
+        await page.click("text=Save branding")
+        await page.wait_for_url("**/admin/branding?saved=branding")
+        await page.set_input_files("#logo", str(logo))
+        await page.click("text=Upload logo")
+        await page.wait_for_url("**/admin/branding?saved=logo")
+        assert "Logo updated" in await page.locator(".alert-success").inner_text()
+
+        # The portal itself, on the next request: new colour, new logo.
+        await other.goto(f"{base}/login")
+        assert await other.evaluate(primary) == "#14532d"
+        header_logo = other.locator("img.brand-logo")
+        assert await header_logo.evaluate("img => img.complete && img.naturalWidth === 96")
+        pixel = await header_logo.evaluate(
+            "img => { const c = document.createElement('canvas'); c.width = c.height = 1;"
+            " const x = c.getContext('2d'); x.drawImage(img, 0, 0, 1, 1);"
+            " return Array.from(x.getImageData(0, 0, 1, 1).data); }")
+        assert pixel[:3] == [20, 83, 45]
+        await other.screenshot(path=str(ARTIFACTS / "console-branding-after.png"), full_page=True)
+        if billing:
+            status, _kind, invoice_after = await _fetch(page, "/admin/billing/invoice-preview")
+            assert status == 200
+            assert invoice_after != invoice_before
+            if shutil.which("pdftotext"):
+                assert "New Legal Ltd" in _pdf_text(invoice_after)
+                assert "Old Legal GmbH" in _pdf_text(invoice_before)
+        await browser.close()
