@@ -175,6 +175,11 @@ def outbox_work(once: bool) -> None:
     run(work())
 
 
+from core.console.operator import register as register_operator_commands  # noqa: E402
+
+register_operator_commands(cli, tenants)  # tenants create|suspend|resume, domains list
+
+
 def build_cli() -> click.Group:
     """The root group with every plugin's commands added."""
     try:
