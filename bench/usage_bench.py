@@ -167,6 +167,9 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await run(args)
     finally:
+        from core.db import disconnect
+
+        await disconnect()
         if pg is not None:
             pg.stop()
 
