@@ -189,6 +189,14 @@ async def add_domain(ctx: RequestContext, raw: str, *, with_partner: bool) -> li
 
 
 def _resolver(spec: str | None) -> Any:
+    try:
+        return _build_resolver(spec)
+    except Exception:  # noqa: BLE001 - a misconfiguration must read as one, not as a 500
+        raise ConsoleError("DNS lookups are not configured on this server (PORTAL_DNS_RESOLVER or "
+                           "/etc/resolv.conf); tell your platform operator.") from None
+
+
+def _build_resolver(spec: str | None) -> Any:
     import dns.asyncresolver
 
     if not spec:
@@ -221,6 +229,8 @@ async def _answers(resolver: Any, name: str, rdtype: str) -> list[str]:
         return []
     except dns.exception.Timeout:
         raise ConsoleError("The DNS servers did not answer in time; try again in a minute.") from None
+    except dns.exception.DNSException as exc:
+        raise ConsoleError(f"DNS lookup of {name} failed ({type(exc).__name__}); try again in a minute.") from None
     if rdtype == "TXT":
         return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
     return [r.to_text().rstrip(".").lower() for r in answer]

@@ -148,3 +148,13 @@ async def test_domain_pages_refuse_non_admins(portal_app, make_tenant):
         assert response.status_code == 403
     assert await _row("x.example.test") is None
     assert re.match(r"^[0-9a-f]{32}$", verification_token("k", tenant.id, "x.test"))
+
+
+async def test_misconfigured_resolver_reads_as_a_message(portal_app_factory, make_tenant, admin_client):
+    app = await portal_app_factory(extra={"dns_resolver": "127.0.0.1:not-a-port"})
+    tenant = await make_tenant()
+    async with admin_client(app, tenant) as client:
+        await _post(client, "/admin/domains", {"hostname": f"x.{tenant.slug}.test"})
+        row = await _row(f"x.{tenant.slug}.test")
+        response = await _post(client, f"/admin/domains/{row['id']}/verify")
+        assert response.status_code == 400 and "DNS lookups are not configured" in response.text
