@@ -376,7 +376,7 @@ async def test_sessions_list_revoke_one_and_all_others(portal_app_factory, make_
             assert others.headers["location"] == "/account/security?done=others-revoked"
             assert (await c2.get("/account")).status_code == 302 and (await c3.get("/account")).status_code == 302
             page = await a.get("/account/security?done=others-revoked")
-            assert "1 active sessions" in page.text and "not signed in anywhere else" in page.text
+            assert "1 active session<" in page.text and "not signed in anywhere else" in page.text
 
         # revoking the current session signs this client out
         mine = (await session_row(a))["id"]
