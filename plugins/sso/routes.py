@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+import anyio
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
+from core.db import utcnow
 from core.guards import requires
 from core.identity import normalize_email
 from core.rendering import render
-from plugins.sso import domains, oidc, service
+from plugins.sso import domains, oidc, saml, service
 from plugins.sso.certs import self_signed
 from plugins.sso.errors import SsoError
-from plugins.sso.signin import OIDC_COOKIE, fail, finish, oidc_redirect_uri, start
+from plugins.sso.signin import OIDC_COOKIE, SAML_COOKIE, base_url, fail, finish, oidc_redirect_uri, start
 
 log = logging.getLogger("portal.sso")
 MANAGE = "sso.manage"
@@ -83,6 +85,62 @@ async def oidc_callback(ctx: Ctx, request: Request[Any, Any, Any], connection_id
         return await fail(ctx, connection, pending, error, protocol="oidc", cookie_name=OIDC_COOKIE, email=email)
 
 
+@get("/sso/saml/{connection_id:str}/metadata", name="sso_saml_metadata")
+async def saml_metadata(ctx: Ctx, connection_id: FromPath[str]) -> Response[Any]:
+    """The SP metadata of a SAML connection, for the customer's IdP (public: IdPs fetch it themselves)."""
+    connection = await service.connection_by_id(ctx.tenant.id, connection_id)
+    if connection is None or not connection["saml_sp_cert"]:
+        raise NotFoundException()
+    sp_key = ctx.runtime.secrets.decrypt(connection["saml_sp_key"])
+    xml = await anyio.to_thread.run_sync(saml.sp_metadata, connection, sp_key, base_url(ctx))
+    return Response(xml, media_type="application/samlmetadata+xml", headers={
+        "Content-Disposition": f'attachment; filename="sp-metadata-{connection_id[:8]}.xml"'})
+
+
+@post("/sso/saml/{connection_id:str}/acs", name="sso_saml_acs", opt={"exclude_from_csrf": True},
+      request_max_body_size=saml.MAX_RESPONSE_BYTES * 2)
+async def saml_acs(ctx: Ctx, request: Request[Any, Any, Any], connection_id: FromPath[str]) -> Response[Any]:
+    """The IdP posts the SAML response here (cross-site by design; the checks in ``saml`` protect it)."""
+    connection = await service.connection_by_id(ctx.tenant.id, connection_id)
+    if connection is None or connection["protocol"] != "saml":
+        raise NotFoundException()
+    pending = None
+    email = ""
+    try:
+        form = await request.form()
+        raw = str(form.get("SAMLResponse", ""))
+        parsed = saml.decode_response(raw)
+        origin = base_url(ctx)
+        entity_id, acs_url = saml.sp_urls(origin, connection["id"])
+        if parsed.in_response_to:
+            pending = await service.consume_pending(ctx, connection, request.cookies.get(SAML_COOKIE),
+                                                    request_id=parsed.in_response_to[:100])
+            if pending["test_by"] is not None and (ctx.user is None or ctx.user.id != pending["test_by"]):
+                raise SsoError("browser_mismatch", "This test was started by another user.")
+        elif not connection["saml_idp_initiated"]:
+            raise SsoError("unsolicited", "The identity provider sent a sign-in nobody asked for (IdP-initiated "
+                                          "sign-in is switched off for this connection). Start from the portal.")
+        sp_key = ctx.runtime.secrets.decrypt(connection["saml_sp_key"])
+        idp = saml.parse_idp_metadata(connection["saml_metadata"])
+        await anyio.to_thread.run_sync(saml.verify_signature, parsed, idp.certificates, connection, sp_key, origin)
+        now = utcnow()
+        saml.check_semantics(parsed, idp_entity_id=connection["saml_idp_entity_id"], entity_id=entity_id,
+                             acs_url=acs_url, request_id=parsed.in_response_to, now=now)
+        await anyio.to_thread.run_sync(saml.second_layer, parsed, raw, connection, sp_key, origin,
+                                       parsed.in_response_to)
+        email, name, subject, groups = saml.identity_of(parsed, connection)
+        email = normalize_email(email)
+        await service.remember_assertion(connection, parsed.assertion_id, saml.assertion_expiry(parsed, now))
+        if not await service.domain_allowed(connection, email):
+            raise SsoError("domain_not_verified", f"{email} is not in a domain this organization has verified, so "
+                                                  "it cannot sign in through this connection.")
+        identity = service.Identity(email=email, name=name[:200], subject=subject, groups=groups)
+        return await finish(ctx, connection, pending or {"test_by": None}, identity, protocol="saml",
+                            cookie_name=SAML_COOKIE)
+    except SsoError as error:
+        return await fail(ctx, connection, pending, error, protocol="saml", cookie_name=SAML_COOKIE, email=email)
+
+
 async def oidc_identity(ctx: RequestContext, connection: dict[str, Any], pending: dict[str, Any],
                         code: str) -> service.Identity:
     """Exchange the code, verify the ID token and map its claims (userinfo fills a missing email)."""
@@ -131,8 +189,6 @@ async def settings_page(ctx: RequestContext, *, status_code: int = 200, errors: 
     for row in domain_rows:
         row["record_name"] = domains.record_name(row["domain"])
         row["record_value"] = domains.record_value(row["token"])
-    from plugins.sso.signin import base_url
-
     origin = base_url(ctx)
     return await render(
         ctx, "sso/settings.html", status_code=status_code, connection=view, domains=domain_rows,
@@ -206,6 +262,39 @@ async def save_oidc(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
     changes: dict[str, Any] = {**values, "protocol": "oidc"}
     if secret:
         changes["oidc_client_secret"] = ctx.runtime.secrets.encrypt(secret)
+    await service.save_connection(ctx, ctx.organization.id, changes)
+    return Redirect(ctx.org_url("sso?saved=1"))
+
+
+@post("/saml", name="sso_save_saml", guards=[requires(MANAGE)])
+async def save_saml(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Save the SAML connection from pasted/uploaded metadata or a metadata URL."""
+    assert ctx.organization is not None
+    form = await request.form()
+    url = _text(form, "saml_metadata_url")
+    upload = form.get("saml_metadata_file")
+    xml = str(form.get("saml_metadata", ""))[: saml.MAX_METADATA_BYTES + 1].strip()
+    if upload is not None and hasattr(upload, "read"):
+        content = await upload.read()
+        if content:
+            xml = content[: saml.MAX_METADATA_BYTES + 1].decode("utf-8", "replace").strip()
+    values = {"saml_metadata_url": url, "saml_email_attribute": _text(form, "saml_email_attribute", 200) or "email",
+              "saml_name_attribute": _text(form, "saml_name_attribute", 200) or "name",
+              "saml_idp_initiated": form.get("saml_idp_initiated") == "on"}
+    try:
+        if not xml and url:
+            xml = await saml.fetch_metadata(url, production=ctx.runtime.settings.production)
+        if not xml:
+            raise SsoError("bad_metadata", "Paste or upload the identity provider's metadata, or give its URL.")
+        idp = saml.parse_idp_metadata(xml)
+    except SsoError as error:
+        return await settings_page(ctx, status_code=400, errors={"saml_metadata": error.message}, form=values)
+    current = await service.connection_for_org(ctx.tenant.id, ctx.organization.id)
+    changes: dict[str, Any] = {**values, "protocol": "saml", "saml_metadata": xml,
+                               "saml_idp_entity_id": idp.entity_id}
+    if current is None or not current["saml_sp_cert"]:
+        key, cert = self_signed(f"{ctx.organization.name} SSO")
+        changes.update(saml_sp_key=ctx.runtime.secrets.encrypt(key), saml_sp_cert=cert)
     await service.save_connection(ctx, ctx.organization.id, changes)
     return Redirect(ctx.org_url("sso?saved=1"))
 
@@ -302,6 +391,6 @@ async def test_connection(ctx: Ctx, request: Request[Any, Any, Any]) -> Response
         return Redirect(ctx.org_url("sso?tested=0"))
 
 
-PUBLIC_HANDLERS: list[Any] = [start_page, start_submit, oidc_callback]
-PAGE_HANDLERS: list[Any] = [settings, create_connection, save_oidc, save_policy, add_domain, verify_domain,
+PUBLIC_HANDLERS: list[Any] = [start_page, start_submit, oidc_callback, saml_metadata, saml_acs]
+PAGE_HANDLERS: list[Any] = [settings, create_connection, save_oidc, save_saml, save_policy, add_domain, verify_domain,
                             remove_domain, test_connection]
