@@ -200,3 +200,21 @@ async def test_stored_json_is_the_hashed_text(app, tenant):
     assert row["before"] == '{"a":[1,2],"b":1}'
     assert json.loads(row["after"]) == {"when": str(uuid.UUID(int=1)), "ü": "ö"}
     assert (await verify(tenant.id)).ok
+
+
+async def test_demo_seed_is_realistic_and_idempotent(app, tenant):
+    from core.context import CurrentOrganization
+    from core.tables import Organization
+
+    row = await Organization.select().where(Organization.id == tenant.org_id).first()
+    org = CurrentOrganization(row["id"], row["slug"], row["name"])
+    ctx = await tenant_ctx(app, tenant, CurrentOrganization(org["id"], org["slug"], org["name"]))
+    await app.state.portal.plugins.call("portal_seed_demo", tenant=ctx.tenant, strict=True, ctx=ctx, org=org)
+    rows = await audit_rows(tenant.id)
+    assert len(rows) >= 5 and all(r["organization"] == tenant.org_id for r in rows)
+    assert {"team.invitation.sent", "team.member.role_changed", "api-keys.key.created"} <= {r["action"] for r in rows}
+    key = next(r for r in rows if r["action"] == "api-keys.key.created")
+    assert load_json(key["after"])["secret"] == REDACTED
+    await app.state.portal.plugins.call("portal_seed_demo", tenant=ctx.tenant, strict=True, ctx=ctx, org=org)
+    assert len(await audit_rows(tenant.id)) == len(rows)
+    assert (await verify(tenant.id)).ok
