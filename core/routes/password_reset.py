@@ -77,6 +77,7 @@ async def forgot_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with atomic():
+            await PasswordReset.delete().where(PasswordReset.expires_at < now - timedelta(days=7))
             await PasswordReset.update({PasswordReset.used_at: now}).where(
                 PasswordReset.tenant == ctx.tenant.id, PasswordReset.user == user["id"],
                 PasswordReset.used_at.is_null())
