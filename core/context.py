@@ -34,11 +34,14 @@ class CurrentUser:
 
 @dataclass(frozen=True)
 class CurrentOrganization:
-    """The organization of an ``/o/{org}/...`` request."""
+    """An organization as every hook receives it (``org.id``; ``org["id"]`` works too, like a row)."""
 
     id: uuid.UUID
     slug: str
     name: str
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
 
 
 @dataclass(frozen=True)

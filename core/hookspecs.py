@@ -156,7 +156,7 @@ def portal_usage_metrics(ctx: Any, org: Any) -> Any:
     """Report what the plugin meters for an organization in the current period.
 
     Called by the usage and billing sections (seats, active keys, ...). Returns a list
-    of ``core.contracts.UsageMetric``.
+    of ``core.contracts.UsageMetric``. ``org`` is a ``core.context.CurrentOrganization``.
 
     Example::
 
@@ -204,7 +204,7 @@ def portal_seed_demo(ctx: Any, org: Any) -> Any:
 
     Called once per demo organization when ``portal tenants apply --seed-demo`` runs;
     must be idempotent (running it twice adds nothing). ``ctx`` is a system context
-    of the tenant, ``org`` the organization row.
+    of the tenant, ``org`` a ``core.context.CurrentOrganization`` (``org.id``, ``.slug``, ``.name``).
 
     Example::
 
@@ -282,7 +282,7 @@ def portal_plan_limits(ctx: Any, org: Any) -> Any:
 
     -1 means unlimited; a missing key means the plan sets no limit. Implemented by
     the billing plugin, read by team (seats), usage and API keys; the first result wins.
-    ``org`` has ``id``, ``slug`` and ``name``.
+    ``org`` is a ``core.context.CurrentOrganization`` (``org.id``, ``.slug``, ``.name``).
 
     Example::
 

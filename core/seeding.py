@@ -30,8 +30,8 @@ async def apply_path(settings: Settings, path: Path, *, seed_demo: bool = False)
             if tenant is None:
                 continue
             for org_id in report.demo_organizations:
-                org = await Organization.select().where(Organization.id == org_id).first()
-                ctx = system_context(runtime, tenant,
-                                     organization=CurrentOrganization(org["id"], org["slug"], org["name"]))
+                row = await Organization.select().where(Organization.id == org_id).first()
+                org = CurrentOrganization(row["id"], row["slug"], row["name"])
+                ctx = system_context(runtime, tenant, organization=org)
                 await runtime.plugins.call("portal_seed_demo", tenant=tenant, strict=True, ctx=ctx, org=org)
     return reports

@@ -91,7 +91,7 @@ async def portal_usage_metrics(ctx: RequestContext, org: Any) -> list[UsageMetri
     """Active keys and API calls this calendar month (limits from the plan when it sets them)."""
     limits = await ctx.runtime.plugins.first("portal_plan_limits", tenant=ctx.tenant, ctx=ctx, org=org)
     limits = limits if isinstance(limits, dict) else {}
-    org_id = org["id"] if isinstance(org, dict) else org.id
+    org_id = org.id
     return [
         UsageMetric("api_keys", "Active API keys", await service.count_active(ctx.tenant.id, org_id),
                     limits.get("api_keys")),

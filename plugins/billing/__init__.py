@@ -81,7 +81,7 @@ async def portal_plan_limits(ctx: RequestContext, org: Any) -> dict[str, int] | 
     """The limits of the organization's current plan (team reads seats, usage API calls, ...)."""
     from plugins.billing.service import plan_limits
 
-    return await plan_limits(ctx, org.id if hasattr(org, "id") else org["id"])
+    return await plan_limits(ctx, org.id)
 
 
 @hookimpl

@@ -4,6 +4,9 @@ One event per metric and local day at noon (so the day buckets are right in any
 time zone), written through the same ``record_events`` as the API, with keys
 ``demo:<metric>:<day>`` so seeding twice adds nothing. The series grows over the
 year, dips on weekends and carries deterministic noise seeded by the organization id.
+Where the organization's plan limits a metric (``portal_plan_limits``), a month's use
+lands between a third of the limit and just past the warning line, so the demo shows
+healthy, warning and critical bars rather than thousands of percent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from plugins.usage.periods import add_months, local_day
 from plugins.usage.service import NewEvent, record_events
 
 BASE_PER_DAY = {"api_calls": 2400.0, "transfer_gb": 40.0, "compute_minutes": 310.0, "emails_sent": 900.0}
-
+DAY_FACTOR_PER_MONTH = 26.0  # a month of days at full growth, weekends dipping: sum of the daily factors
 
 async def seed_usage(ctx: Any, org: Any, *, now: datetime | None = None) -> int:
     """Write the demo history for ``org``; returns how many events were new."""
@@ -32,10 +35,14 @@ async def seed_usage(ctx: Any, org: Any, *, now: datetime | None = None) -> int:
     first = add_months(today.replace(day=1), -11)
     rng = random.Random(str(org["id"]))
     scale = rng.uniform(0.6, 1.4)
+    limits = await ctx.runtime.plugins.first("portal_plan_limits", tenant=ctx.tenant, ctx=ctx, org=org) or {}
     events = []
     total_days = (today - first).days + 1
     for metric in config.metrics.values():
         base = BASE_PER_DAY.get(metric.key, 100.0) * scale
+        limit = limits.get(metric.key)
+        if limit is not None and limit > 0:
+            base = limit * rng.uniform(0.35, 0.97) / DAY_FACTOR_PER_MONTH
         for offset in range(total_days):
             day = first + timedelta(days=offset)
             growth = 0.55 + 0.45 * offset / max(1, total_days - 1)

@@ -84,10 +84,10 @@ async def test_usage_metrics_and_dashboard_card(app, tenant_factory):
     async with client_for(app, tenant.host) as api:
         for _ in range(3):
             await api.get("/api/v1/api-keys/me", headers=bearer(key))
-    org_row, org = await _org(tenant)
+    _, org = await _org(tenant)
     ctx = _ctx(app, tenant.id, org)
     results = dict(await app.state.portal.plugins.call("portal_usage_metrics", tenant=ctx.tenant, ctx=ctx,
-                                                        org=org_row))
+                                                        org=org))
     metrics = {m.key: m for m in results["api-keys"]}
     assert metrics["api_keys"].used == 2 and metrics["api_calls"].used == 3
     overview = await owner.get(f"/o/{tenant.org_slug}/")
@@ -96,10 +96,10 @@ async def test_usage_metrics_and_dashboard_card(app, tenant_factory):
 
 async def test_seed_demo_is_idempotent(app, tenant_factory):
     tenant = await tenant_factory()
-    org_row, org = await _org(tenant)
+    _, org = await _org(tenant)
     ctx = _ctx(app, tenant.id, org)
     for _ in range(2):
-        await app.state.portal.plugins.call("portal_seed_demo", tenant=ctx.tenant, strict=True, ctx=ctx, org=org_row)
+        await app.state.portal.plugins.call("portal_seed_demo", tenant=ctx.tenant, strict=True, ctx=ctx, org=org)
     keys = await ApiKey.select().where(ApiKey.tenant == tenant.id)
     assert sorted(k["name"] for k in keys) == ["CI pipeline", "Production server"]
     assert await ApiKeyUsageDay.count().where(ApiKeyUsageDay.tenant == tenant.id) > 20

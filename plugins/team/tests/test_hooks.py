@@ -128,7 +128,8 @@ async def test_demo_seed_is_idempotent(portal_app, make_tenant):
     tenant = await make_tenant(plugins=["team"])
     await refresh_tenants(portal_app)
     record = portal_app.state.portal.directory.lookup(tenant.host)
-    org = await Organization.select().where(Organization.id == tenant.org_id).first()
+    row = await Organization.select().where(Organization.id == tenant.org_id).first()
+    org = CurrentOrganization(row["id"], row["slug"], row["name"])
     ctx = system_context(portal_app.state.portal, record,
                          organization=CurrentOrganization(org["id"], org["slug"], org["name"]))
     for _ in range(2):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.context import CurrentOrganization
 from core.testing import PASSWORD
 from plugins.usage.seed import seed_usage
 from plugins.usage.service import NewEvent, record_events
@@ -48,7 +49,7 @@ async def test_dashboard_in_chromium(usage_env, served):
     tenant = await usage_env.tenant(branding={"product_name": "Meter Cloud", "primary_color": "#0f766e",
                                               "accent_color": "#be123c"})
     ctx = ctx_for(usage_env.app, tenant)
-    await seed_usage(ctx, {"id": tenant.org_id, "slug": tenant.org_slug, "name": "Org"})
+    await seed_usage(ctx, CurrentOrganization(tenant.org_id, tenant.org_slug, "Org"))
     now = datetime.now(UTC)
     await record_events(tenant.id, tenant.org_id, [NewEvent("transfer_gb", 9000, now - timedelta(minutes=5), "big")],
                         ZoneInfo("Europe/Berlin"))
