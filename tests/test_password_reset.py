@@ -100,3 +100,30 @@ async def test_reset_requests_are_throttled_per_account_silently(portal_app, mak
             response = await _request(c, tenant.email("viewer"))
             assert response.status_code == 200 and GENERIC in response.text
     assert len(await _mails(portal_app, tenant)) == 3
+
+
+async def test_no_reset_link_where_password_sign_in_is_refused(portal_app_factory, make_tenant):
+    import types
+
+    from core import hookimpl
+    from core.contracts import PluginInfo
+
+    plugin = types.ModuleType("sso_only")
+
+    @hookimpl
+    def portal_plugin():
+        return PluginInfo("sso-only", "SSO only", "0.1.0")
+
+    @hookimpl
+    def portal_password_login_policy(ctx, email):
+        return "Use single sign-on." if email.startswith("admin@") else None
+
+    plugin.portal_plugin, plugin.portal_password_login_policy = portal_plugin, portal_password_login_policy
+    app = await portal_app_factory(plugin)
+    tenant = await make_tenant(plugins=["sso-only"])
+    async with client_for(app, tenant.host) as c:
+        refused = await _request(c, tenant.email("admin"))
+        assert refused.status_code == 200 and GENERIC in refused.text
+        allowed = await _request(c, tenant.email("owner"))
+        assert allowed.status_code == 200 and GENERIC in allowed.text
+    assert [m["recipient"] for m in await _mails(app, tenant)] == [tenant.email("owner")]
