@@ -42,6 +42,11 @@ async def delete_rows(tenant_id, *seqs):
             await AuditEvent.raw("UPDATE audit_prune_gate SET open = 0")
 
 
+async def test_an_empty_log_verifies_but_not_against_a_head(app, tenant):
+    assert (await verify(tenant.id)).ok and (await current_head(tenant.id)) is None
+    assert not (await verify(tenant.id, "3:" + "0" * 64)).ok
+
+
 async def test_an_intact_chain_verifies(app, tenant):
     await write(tenant.id, 7)
     result = await verify(tenant.id)
@@ -89,12 +94,15 @@ async def test_a_truncated_tail_is_caught_with_an_exported_head(app, tenant):
     assert (await verify(tenant.id, exported)).ok
     await write(tenant.id, 2, start=5)
     assert (await verify(tenant.id, exported)).ok  # the chain grew past the exported head: fine
+    bare_hash = exported.split(":")[1]
+    assert (await verify(tenant.id, bare_hash)).ok  # a bare hash (no seq) works too
 
     await delete_rows(tenant.id, 6, 7, 5)
     alone = await verify(tenant.id)
     assert alone.ok  # without the head, a cut tail looks like a shorter log...
     result = await verify(tenant.id, exported)
     assert not result.ok and result.broken_seq == 5 and "truncated" in result.problem  # ...with it, it does not
+    assert not (await verify(tenant.id, bare_hash)).ok
 
     # Rewriting the tail (new rows after the cut) does not fool the exported head either.
     await write(tenant.id, 3, start=100)
