@@ -125,21 +125,22 @@ def portal_settings() -> Any:
 
 
 @pytest.fixture(scope="session")
-async def portal_database(portal_settings: Any) -> str:
+async def portal_database(portal_settings: Any) -> AsyncIterator[str]:
     """The session's database, migrated once with every built-in plugin's tables.
 
     The schema is the whole product's even when a test registers fewer plugins; a
     partner plugin's tables are migrated when its entry point is loaded
     (``portal_settings`` with ``load_entry_points=True``).
     """
-    from core.db import connect, use_database
+    from core.db import connect, disconnect, use_database
     from core.migrate import migrate_all
     from core.settings import BUILTIN_PLUGINS
 
     use_database(portal_settings.database_url)
     await connect()
     await migrate_all(portal_settings.with_overrides(builtin_plugins=BUILTIN_PLUGINS))
-    return portal_settings.database_url
+    yield portal_settings.database_url
+    await disconnect()
 
 
 @asynccontextmanager
