@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from core import hookimpl
 from core.context import RequestContext
@@ -59,3 +60,11 @@ async def portal_password_login_policy(ctx: RequestContext, email: str) -> str |
     from plugins.sso.service import password_refusal
 
     return await password_refusal(ctx, email)
+
+
+@hookimpl
+async def portal_seed_demo(ctx: RequestContext, org: Any) -> None:
+    """A claimed, not yet verified company domain, so the demo page shows the DNS step (idempotent)."""
+    from plugins.sso.service import seed_demo
+
+    await seed_demo(ctx, org)

@@ -56,7 +56,10 @@ async def connection_by_id(tenant_id: uuid.UUID, connection_id: str) -> dict[str
 
 def public_view(row: dict[str, Any]) -> dict[str, Any]:
     """A connection for events and pages: secrets replaced by whether they are set."""
-    view = {k: v for k, v in row.items() if k not in SECRET_FIELDS and k not in {"created_at", "updated_at"}}
+    view = {k: v for k, v in row.items()
+            if k not in SECRET_FIELDS and k not in {"created_at", "updated_at", "saml_metadata", "saml_sp_cert"}}
+    for name in ("saml_metadata", "saml_sp_cert"):  # large documents: a fingerprint says whether they changed
+        view[f"{name}_sha256"] = hashlib.sha256(row[name].encode()).hexdigest()[:16] if row.get(name) else None
     for name in SECRET_FIELDS:
         view[f"{name}_set"] = bool(row.get(name))
     view["group_roles"] = load_json(row.get("group_roles")) or {}
@@ -370,3 +373,10 @@ async def record_failure(ctx: RequestContext, connection: dict[str, Any] | None,
                                  email or (connection["protocol"].upper() if connection else "SSO")),
                    data={"reason": error.reason, "message": error.message,
                          "protocol": protocol or (connection["protocol"] if connection else "")})
+
+
+async def seed_demo(ctx: RequestContext, org: Any) -> None:
+    """Claim ``<org-slug>.example`` for a demo organization unless it already claims a domain."""
+    if await SsoDomain.exists().where(SsoDomain.organization == org.id):
+        return
+    await add_domain(ctx, org.id, f"{org.slug}.example")

@@ -290,3 +290,26 @@ async def test_oversized_response_is_refused(org: SamlOrg):
     assert response.status_code in (400, 413)
     if response.status_code == 400:
         assert [e.data["reason"] for e in org.recorder.of("sso.login.failed")] == ["response_too_large"]
+
+
+async def test_certificate_rollover_accepts_either_published_certificate(portal_app_factory, make_tenant, recorder,
+                                                                        tiny_dns):
+    """Metadata listing an old and a new certificate (rollover): assertions signed with the new one still pass."""
+    from plugins.sso.certs import self_signed
+
+    app, tenant = await sso_setup(portal_app_factory, make_tenant, recorder, tiny_dns)
+    org = await configure_saml(app, tenant, tiny_dns, recorder)
+    _key, old_cert = self_signed("old IdP certificate")
+    old_body = "".join(line for line in old_cert.splitlines() if "CERTIFICATE" not in line)
+    metadata = org.idp.metadata()
+    key_descriptor = re.search(r"<(ns\d+):KeyDescriptor.*?</\1:KeyDescriptor>", metadata, re.S).group(0)  # type: ignore
+    old_descriptor = re.sub(r"<(ns\d+):X509Certificate>.*?</\1:X509Certificate>",
+                            rf"<\1:X509Certificate>{old_body}</\1:X509Certificate>", key_descriptor, flags=re.S)
+    assert old_descriptor != key_descriptor
+    await SsoConnection.update({SsoConnection.saml_metadata: metadata.replace(key_descriptor,
+                                                                              old_descriptor + key_descriptor)}
+                               ).where(SsoConnection.id == org.connection["id"])
+    browser = https_client(app, tenant.host)
+    email = f"roll@{org.domain}"
+    response = await post_response(org, browser, org.idp.respond(await start(org, browser, email), email))
+    assert response.status_code == 302, response.text
