@@ -62,6 +62,7 @@ def requires(*permissions: str) -> Guard:
             raise LoginRequired()
         missing = [p for p in permissions if not ctx.can(p)]
         if missing:
+            await record_denial(ctx, connection, missing)
             raise PermissionDeniedException(f"Your role does not allow this ({', '.join(missing)}).")
 
     guard.__name__ = f"requires_{'_'.join(p.replace('.', '_') for p in permissions)}"
@@ -84,6 +85,30 @@ async def api_authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: B
     ctx.actor_override = principal.actor
     ctx.organization = principal.organization
     ctx.permissions = principal.permissions
+
+
+DENIAL_LOG_INTERVAL = 60.0
+
+
+async def record_denial(ctx: RequestContext, connection: ASGIConnection[Any, Any, Any, Any],
+                        missing: list[str]) -> None:
+    """Emit ``auth.permission.denied`` in its own transaction, at most once a minute per actor and path.
+
+    The audit log then shows who probed what, without a scripted client flooding it.
+    """
+    from core.db import atomic
+    from core.events import Target, emit
+    from core.security import SlidingWindowLimiter
+
+    limiter = ctx.runtime.state.setdefault("denial_log", SlidingWindowLimiter(1, DENIAL_LOG_INTERVAL))
+    key = f"{ctx.actor.type}:{ctx.actor.id}:{connection.url.path}"
+    if limiter.retry_after(key):
+        return
+    limiter.hit(key)
+    async with atomic():
+        await emit(ctx, "auth.permission.denied", outcome="denied",
+                   target=Target("route", connection.url.path, f"{connection.method} {connection.url.path}"),
+                   data={"missing": missing, "role": ctx.role})
 
 
 def plugin_enabled(slug: str) -> Guard:

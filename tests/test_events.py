@@ -71,3 +71,17 @@ def test_changed_fields_keeps_only_differences():
     before, after = changed_fields({"name": "A", "email": "a@x", "role": "member"},
                                    {"name": "A", "email": "b@x", "role": "admin"})
     assert before == {"email": "a@x", "role": "member"} and after == {"email": "b@x", "role": "admin"}
+
+
+async def test_permission_denial_is_an_event_once_a_minute(portal_app_factory, make_tenant):
+    everything.EVENTS.clear()
+    app = await portal_app_factory(everything)
+    tenant = await make_tenant(plugins=["everything"])
+    async with client_for(app, tenant.host) as client:
+        await login(client, tenant.email("viewer"))
+        for _ in range(3):
+            assert (await client.get(f"/o/{tenant.org_slug}/everything")).status_code == 403
+    denials = [e for e in everything.EVENTS if getattr(e, "type", "") == "auth.permission.denied"]
+    assert len(denials) == 1
+    assert denials[0].outcome == "denied" and denials[0].data["missing"] == ["everything.view"]
+    assert denials[0].organization_id == tenant.org_id and denials[0].actor.display == tenant.email("viewer")
