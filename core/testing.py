@@ -47,7 +47,7 @@ class ThrowawayPostgres:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="portal-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
 
     def _run(self, *args: str) -> None:
@@ -76,7 +76,8 @@ class ThrowawayPostgres:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback for a server a test starts."""
     import socket
 
     with socket.socket() as sock:
@@ -275,3 +276,64 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
 def portal_client() -> Callable[..., httpx.AsyncClient]:
     """``portal_client(app, host)``: see ``client_for``."""
     return client_for
+
+
+# -- browser tests -------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    # every tenant host of the tests (*.example.test, acme.localhost, ...) is this machine
+    "--host-resolver-rules=MAP *.test 127.0.0.1, MAP *.localhost 127.0.0.1",
+]
+ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS", "test-artifacts")).resolve()
+
+
+@asynccontextmanager
+async def live_server(app: Any) -> AsyncIterator[int]:
+    """Serve a started app with uvicorn on a free loopback port in this event loop; yields the port."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def headless_chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium through Playwright (which cannot download browsers here); skips if it is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (make test installs it)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def portal_browser() -> AsyncIterator[Any]:
+    """A headless Chromium for the test (see ``headless_chromium``)."""
+    async with headless_chromium() as browser:
+        yield browser
+
+
+def artifact(name: str) -> str:
+    """Path for a screenshot or file a test keeps for people to look at (``test-artifacts/``)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return str(ARTIFACTS / name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 from email.policy import default as default_policy
 
 import pytest
@@ -15,7 +14,7 @@ from core.db import atomic
 from core.mail import send_mail
 from core.outbox import MAX_ATTEMPTS, OutboxWorker, enqueue
 from core.tables import DevMail, OutboxMessage
-from core.testing import client_for, login
+from core.testing import client_for, free_port, login
 
 
 class Inbox:
@@ -31,9 +30,7 @@ class Inbox:
 
 @pytest.fixture
 def smtp_server():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

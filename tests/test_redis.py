@@ -12,7 +12,7 @@ import pytest
 
 from core.db import utcnow
 from core.tables import TenantDomain
-from core.testing import client_for
+from core.testing import client_for, free_port
 
 
 @pytest.fixture
@@ -20,9 +20,7 @@ def redis_url(tmp_path):
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (make test installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
     for _ in range(100):

@@ -3,25 +3,19 @@ the portal itself and the invoice preview (billing plugin) after saving."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import shutil
-import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from core.settings import BUILTIN_PLUGINS, PROJECT_ROOT
+from core.settings import BUILTIN_PLUGINS
+from core.testing import artifact, headless_chromium, live_server, running
 from tests.console.conftest import make_tenant_admin
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic", "--host-resolver-rules=MAP *.test 127.0.0.1"]
 PLAN = {"id": "pro", "name": "Pro", "price": 2900, "currency": "EUR", "interval": "month", "limits": {"seats": 5},
         "features": ["Support"], "stripe_price_id": ""}
 
@@ -55,30 +49,14 @@ def _pdf_text(data: bytes) -> str:
 @pytest.fixture
 async def served(portal_settings, portal_database):
     """The app with every built-in plugin (billing's invoice preview included), served on a loopback port."""
-    import uvicorn
-
     from core.app import create_app
-    from core.testing import running
 
     app = create_app(portal_settings.with_overrides(builtin_plugins=BUILTIN_PLUGINS))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    async with running(app):
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
+    async with running(app), live_server(app) as port:
         yield app, port
-        server.should_exit = True
-        await task
 
 
 async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make test installs it)")
-    from playwright.async_api import async_playwright
-
     app, port = served
     billing = "billing" in app.state.portal.plugins.plugins
     tenant = await make_tenant(plugins=["billing"] if billing else [], branding={
@@ -89,10 +67,8 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
     base = f"http://{tenant.host}:{port}"
     logo = tmp_path / "logo.png"
     logo.write_bytes(_png((20, 83, 45)))
-    ARTIFACTS.mkdir(exist_ok=True)
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    async with headless_chromium() as browser:
         page = await browser.new_page(viewport={"width": 1440, "height": 1000})
         await page.goto(f"{base}/login?next=/admin/branding")
         await page.fill("#email", tenant.email("admin"))
@@ -117,7 +93,7 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
             "() => { const d = document.getElementById('preview').contentDocument;"
             " const b = d && d.querySelector('.button-primary');"
             " return b && getComputedStyle(b).backgroundColor === 'rgb(20, 83, 45)'; }", timeout=10000)
-        await page.screenshot(path=str(ARTIFACTS / "console-branding-draft.png"), full_page=True)
+        await page.screenshot(path=artifact("console-branding-draft.png"), full_page=True)
         other = await browser.new_page()
         await other.goto(f"{base}/login")
         primary = "getComputedStyle(document.documentElement).getPropertyValue('--color-primary').trim()"
@@ -150,7 +126,7 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
             " const x = c.getContext('2d'); x.drawImage(img, 0, 0, 1, 1);"
             " return Array.from(x.getImageData(0, 0, 1, 1).data); }")
         assert pixel[:3] == [20, 83, 45]
-        await other.screenshot(path=str(ARTIFACTS / "console-branding-after.png"), full_page=True)
+        await other.screenshot(path=artifact("console-branding-after.png"), full_page=True)
         if billing:
             status, _kind, invoice_after = await _fetch(page, "/admin/billing/invoice-preview")
             assert status == 200
@@ -158,4 +134,3 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
             if shutil.which("pdftotext"):
                 assert "New Legal Ltd" in _pdf_text(invoice_after)
                 assert "Old Legal GmbH" in _pdf_text(invoice_before)
-        await browser.close()

@@ -20,6 +20,7 @@ import pytest
 from core.db import utcnow
 from core.settings import PROJECT_ROOT
 from core.tables import TenantDomain
+from core.testing import free_port
 
 CADDY = shutil.which("caddy")
 CURL = shutil.which("curl")
@@ -31,12 +32,6 @@ from core.settings import load_settings
 app = create_app(load_settings(builtin_plugins=("core.builtin",), load_entry_points=False))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
 """
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(check, what: str, seconds: float = 20.0) -> None:
@@ -71,7 +66,7 @@ async def test_caddy_on_demand_tls_only_for_verified_domains(make_tenant, portal
     await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant.id, hostname=pending, is_primary=False,
                                            verified=False, created_at=utcnow()))
     work = Path(tempfile.mkdtemp(prefix="portal-caddy-"))
-    portal_port, http_port, https_port = _port(), _port(), _port()
+    portal_port, http_port, https_port = free_port(), free_port(), free_port()
     logs = contextlib.ExitStack()
     env = {**os.environ, "PORTAL_TRUSTED_PROXIES": "127.0.0.1/32", "PORTAL_OUTBOX_WORKER": "false"}
     portal = subprocess.Popen([sys.executable, "-c", SERVER, str(portal_port)], cwd=PROJECT_ROOT, env=env,

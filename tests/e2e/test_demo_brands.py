@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.testing import artifact
+
 pytestmark = pytest.mark.browser
 
 DEMO = [
@@ -13,11 +15,11 @@ DEMO = [
 
 
 @pytest.mark.parametrize(("host", "email", "name", "primary_rgb", "layout"), DEMO)
-async def test_demo_tenant_is_branded(live_portal, browser, artifacts, host, email, name, primary_rgb, layout):
+async def test_demo_tenant_is_branded(live_portal, browser, host, email, name, primary_rgb, layout):
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(f"http://{host}:{live_portal}/login")
     assert await page.locator(".brand-name").inner_text() == name
-    await page.screenshot(path=str(artifacts / f"{host}-login.png"), full_page=True)
+    await page.screenshot(path=artifact(f"{host}-login.png"), full_page=True)
     await page.fill("#email", email)
     await page.fill("#password", "portal-demo")
     await page.click("button[type=submit]")
@@ -30,11 +32,11 @@ async def test_demo_tenant_is_branded(live_portal, browser, artifacts, host, ema
     assert primary.strip() == "#" + "".join(f"{int(c):02x}" for c in primary_rgb[4:-1].split(", "))
     current = page.locator('.sidenav a[aria-current="page"]')
     assert await current.count() == 1
-    await page.screenshot(path=str(artifacts / f"{host}-overview.png"), full_page=True)
+    await page.screenshot(path=artifact(f"{host}-overview.png"), full_page=True)
     await page.close()
 
 
-async def test_custom_domain_serves_the_same_tenant(live_portal, browser, artifacts):
+async def test_custom_domain_serves_the_same_tenant(live_portal, browser):
     page = await browser.new_page()
     await page.goto(f"http://portal.globex.test:{live_portal}/login")
     assert await page.locator(".brand-name").inner_text() == "Globex Portal"

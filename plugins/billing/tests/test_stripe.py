@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -23,22 +22,16 @@ import pytest
 from aiohttp import web
 
 from core.context import CurrentOrganization, system_context
-from core.testing import client_for, csrf_token, login
+from core.testing import client_for, csrf_token, free_port, login
 from plugins.billing.tables import BillingCustomer, Invoice, StripeEvent, Subscription
 
 SUBSCRIBED = {"customer.subscription.created", "invoice.payment_succeeded"}
 SECRET = "whsec_test_" + "a" * 24
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def localstripe_url():
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("localstripe_server.py")), str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -67,7 +60,7 @@ async def receiver(localstripe_url):
     app.router.add_post("/hook", receive)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     async with httpx.AsyncClient() as client:
         await client.post(f"{localstripe_url}/_config/webhooks/portal-{port}",

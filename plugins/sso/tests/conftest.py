@@ -31,6 +31,7 @@ from joserfc.jwk import RSAKey
 from core import hookimpl
 from core.contracts import PluginInfo
 from core.settings import PROJECT_ROOT
+from core.testing import free_port
 
 NODE_DIR = PROJECT_ROOT / "var" / "node" / "sso"
 IDP_DIR = Path(__file__).parent / "idp"
@@ -39,12 +40,6 @@ PACKAGE_JSON = {
     "dependencies": {"oidc-provider": "^9", "saml-idp": "^1.2.1"},
     "overrides": {"samlp": "7.1.1"},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -188,7 +183,7 @@ def oidc_idp(sso_node_modules: Path) -> Iterator[OidcIdp]:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     key = RSAKey.generate_key(2048, parameters={"kid": "idp-key-1", "use": "sig", "alg": "RS256"})
-    process, issuer = _start_node(IDP_DIR / "oidc_idp.mjs", {"port": _free_port(),
+    process, issuer = _start_node(IDP_DIR / "oidc_idp.mjs", {"port": free_port(),
                                                              "jwks": {"keys": [key.as_dict(private=True)]}},
                                   sso_node_modules)
     yield OidcIdp(issuer, key, process)

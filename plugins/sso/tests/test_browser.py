@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,65 +18,37 @@ import httpx
 import pytest
 
 from core.tables import UserSession
-from core.testing import CSRF_INPUT, refresh_tenants
+from core.testing import CSRF_INPUT, PASSWORD, artifact, free_port, live_server, refresh_tenants
 from plugins.sso.certs import self_signed
 from plugins.sso.tables import SsoConnection, SsoDomain
 from plugins.sso.tests.helpers import corp_domain
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    """Headless Debian Chromium through Playwright."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make test installs it)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP *.localhost 127.0.0.1"])
-        yield browser
-        await browser.close()
+async def chromium(portal_browser: Any) -> Any:
+    """Headless Debian Chromium (``core.testing``): ``*.localhost`` and ``*.test`` resolve to the loopback."""
+    return portal_browser
 
 
 @pytest.fixture
 async def site(portal_app_factory, make_tenant, recorder, tiny_dns) -> AsyncIterator[dict[str, Any]]:
     """A tenant with SSO on a ``.localhost`` host, served by uvicorn on a free port."""
-    import uvicorn
-
     app = await portal_app_factory(recorder)
     host = f"sso-{secrets.token_hex(3)}.localhost"
     tenant = await make_tenant(plugins=["sso", "sso-events"], settings={"sso_dns_resolver": tiny_dns.address},
                                extra_hosts=[host])
     await refresh_tenants(app)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    origin = f"http://{host}:{port}"
-    admin = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=origin)
-    token = CSRF_INPUT.search((await admin.get("/login")).text).group(1)  # type: ignore[union-attr]
-    from core.testing import PASSWORD
-
-    response = await admin.post("/login", data={"_csrf_token": token, "email": tenant.email("owner"),
-                                                "password": PASSWORD})
-    assert response.status_code == 302
-    yield {"app": app, "tenant": tenant, "origin": origin, "admin": admin, "dns": tiny_dns, "recorder": recorder}
-    await admin.aclose()
-    server.should_exit = True
-    await task
+    async with live_server(app) as port:
+        origin = f"http://{host}:{port}"
+        admin = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=origin)
+        token = CSRF_INPUT.search((await admin.get("/login")).text).group(1)  # type: ignore[union-attr]
+        response = await admin.post("/login", data={"_csrf_token": token, "email": tenant.email("owner"),
+                                                    "password": PASSWORD})
+        assert response.status_code == 302
+        yield {"app": app, "tenant": tenant, "origin": origin, "admin": admin, "dns": tiny_dns, "recorder": recorder}
+        await admin.aclose()
 
 
 async def post(site: dict[str, Any], path: str, data: dict[str, Any]) -> httpx.Response:
@@ -140,8 +111,7 @@ async def test_oidc_sign_in_in_a_browser(site, chromium, oidc_idp):
     await settings.set_viewport_size({"width": 1280, "height": 1600})
     await settings.goto(f"{origin}{page_path}")
     assert await settings.locator("text=Verified email domains").count() == 1
-    ARTIFACTS.mkdir(exist_ok=True)
-    await settings.screenshot(path=str(ARTIFACTS / "sso-settings-oidc.png"), full_page=True)
+    await settings.screenshot(path=artifact("sso-settings-oidc.png"), full_page=True)
     await context.close()
     await owner.close()
 
@@ -156,7 +126,7 @@ def saml_idp_process(sso_node_modules: Path) -> Any:
         key, cert = self_signed("saml-idp test")
         (folder / "idp.key").write_text(key)
         (folder / "idp.crt").write_text(cert)
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             ["node", str(sso_node_modules / "saml-idp" / "app.js"), "--host", "127.0.0.1", "--port", str(port),
              "--acsUrl", acs_url, "--audience", audience, "--issuer", "urn:portal-tests:saml-idp",

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.context import CurrentOrganization
-from core.testing import PASSWORD
+from core.testing import PASSWORD, artifact, headless_chromium, live_server
 from plugins.usage.seed import seed_usage
 from plugins.usage.service import NewEvent, record_events
 
 from .helpers import ctx_for
-
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
@@ -26,26 +20,11 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 async def served(usage_env):
     """The usage test app on a loopback port, served by uvicorn in this event loop."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(usage_env.app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    yield port
-    server.should_exit = True
-    await task
+    async with live_server(usage_env.app) as port:
+        yield port
 
 
 async def test_dashboard_in_chromium(usage_env, served):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make test installs it)")
-    from playwright.async_api import async_playwright
-
     tenant = await usage_env.tenant(branding={"product_name": "Meter Cloud", "primary_color": "#0f766e",
                                               "accent_color": "#be123c"})
     ctx = ctx_for(usage_env.app, tenant)
@@ -55,12 +34,7 @@ async def test_dashboard_in_chromium(usage_env, served):
                         ZoneInfo("Europe/Berlin"))
     usage_env.billing.limits[tenant.org_id] = {"api_calls": 150_000, "transfer_gb": 10_000, "seats": 10}
     usage_env.team.seats[tenant.org_id] = 4
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", f"--host-resolver-rules=MAP {tenant.host} 127.0.0.1"])
+    async with headless_chromium() as browser:
         page = await browser.new_page(viewport={"width": 1360, "height": 1500})
         base = f"http://{tenant.host}:{served}"
         await page.goto(f"{base}/login")
@@ -85,11 +59,10 @@ async def test_dashboard_in_chromium(usage_env, served):
             "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
             " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }")
         assert painted > 1000
-        await page.screenshot(path=str(ARTIFACTS / "usage-dashboard.png"), full_page=True)
+        await page.screenshot(path=artifact("usage-dashboard.png"), full_page=True)
         await page.select_option("#chart-metric", "transfer_gb")
         await page.wait_for_url("**metric=transfer_gb")
         await page.wait_for_selector("#usage-monthly-chart[data-rendered=true]")
-        await page.screenshot(path=str(ARTIFACTS / "usage-dashboard-transfer.png"), full_page=True)
+        await page.screenshot(path=artifact("usage-dashboard-transfer.png"), full_page=True)
         await page.goto(f"{base}/o/{tenant.org_slug}/usage/alerts")
-        await page.screenshot(path=str(ARTIFACTS / "usage-alerts.png"), full_page=True)
-        await browser.close()
+        await page.screenshot(path=artifact("usage-alerts.png"), full_page=True)
