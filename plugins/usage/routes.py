@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery
 from litestar.response import Stream
 
 from core.context import Ctx
@@ -24,7 +24,7 @@ from plugins.usage.periods import local_day
 from plugins.usage.queries import daily_between
 from plugins.usage.validation import IngestError, IngestResponse, UsageBatchIn
 
-OptionalStr = Annotated[str | None, Parameter(required=False)]
+OptionalStr = FromQuery[str | None]
 
 
 def _json(value: Any, status: int = 200) -> Response[bytes]:
@@ -88,7 +88,8 @@ def _parse_range(start: str | None, end: str | None, today: date, default_start:
 
 
 @get("/daily", guards=[requires("usage.read")], summary="Daily usage of a metric")
-async def get_daily(ctx: Ctx, metric: str, start: OptionalStr = None, end: OptionalStr = None) -> Response[bytes]:
+async def get_daily(ctx: Ctx, metric: FromQuery[str], start: OptionalStr = None,
+                    end: OptionalStr = None) -> Response[bytes]:
     """Per day of ``[start, end]`` (default: the last 30 days), the metric's total from the daily rollups."""
     config = config_of(ctx)
     today = local_day(utcnow(), config.timezone)
