@@ -84,9 +84,12 @@ async def portal_plan_limits(ctx: RequestContext, org: Any) -> dict[str, int] | 
     return await plan_limits(ctx, org.id)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 async def portal_seed_demo(ctx: RequestContext, org: Any) -> None:
-    """A year of invoices and a subscription per demo organization (idempotent)."""
+    """A year of invoices and a subscription per demo organization (idempotent).
+
+    Runs before the other sections' seeds: they size their demo data to the plan it picks.
+    """
     from plugins.billing.seed import seed_organization
 
     await seed_organization(ctx, org)
