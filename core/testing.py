@@ -337,3 +337,45 @@ def artifact(name: str) -> str:
     """Path for a screenshot or file a test keeps for people to look at (``test-artifacts/``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS / name)
+
+
+# -- mail ----------------------------------------------------------------------------------------
+
+
+class SmtpInbox:
+    """Messages a real SMTP server (aiosmtpd) received during a test."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        """aiosmtpd calls this for every message; keep it parsed."""
+        import email
+        from email.policy import default as default_policy
+
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Any]:
+        """Messages addressed to ``address``."""
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def smtp_inbox() -> Any:
+    """An aiosmtpd server on a free loopback port; pass ``mail_backend="smtp", smtp_port=inbox.port`` to the app."""
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox(free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+async def deliver_outbox(app: Any) -> int:
+    """Run the app's outbox once (tests keep the background worker off); returns how many were handled."""
+    from core.outbox import OutboxWorker
+
+    return await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()

@@ -3,48 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import email
-from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from core.context import system_context
 from core.db import atomic
 from core.mail import send_mail
 from core.outbox import MAX_ATTEMPTS, OutboxWorker, enqueue
 from core.tables import DevMail, OutboxMessage
-from core.testing import client_for, free_port, login
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    port = free_port()
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+from core.testing import client_for, login
 
 
 async def _ctx(app, tenant):
     return system_context(app.state.portal, app.state.portal.directory.lookup(tenant.host))
 
 
-async def test_branded_mail_is_delivered_over_smtp_with_tenant_links(portal_app_factory, make_tenant, smtp_server):
-    port, inbox = smtp_server
-    app = await portal_app_factory(mail_backend="smtp", smtp_port=port)
+async def test_branded_mail_is_delivered_over_smtp_with_tenant_links(portal_app_factory, make_tenant, smtp_inbox):
+    inbox = smtp_inbox
+    app = await portal_app_factory(mail_backend="smtp", smtp_port=inbox.port)
     tenant = await make_tenant(branding={"product_name": "Mailer Cloud", "sender_email": "hello@mailer.example",
                                          "primary_color": "#aa3300"})
     ctx = await _ctx(app, tenant)
