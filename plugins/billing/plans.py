@@ -31,6 +31,7 @@ class Plan:
     features: tuple[str, ...] = ()
     stripe_price_id: str = ""
     description: str = ""
+    retired: bool = False  # still honoured for subscribers, never offered again
 
     @property
     def monthly_price(self) -> float:
@@ -74,6 +75,7 @@ def billing_config(tenant: Any) -> BillingConfig:
                 features=tuple(str(f) for f in item.get("features", [])),
                 stripe_price_id=str(item.get("stripe_price_id", "")),
                 description=str(item.get("description", "")),
+                retired=bool(item.get("retired", False)),
             ))
         except (KeyError, TypeError, ValueError):
             continue

@@ -214,10 +214,10 @@ def preview_change(config: BillingConfig, sub: dict[str, Any], current: Plan, ta
 
 async def allowed_targets(ctx: RequestContext, org: Any, current_plan_id: str | None) -> list[Plan]:
     """Plans this organization may move to: the tenant's ``allowed_plan_changes`` for its current plan
-    (all plans when unset), minus the current plan."""
+    (all plans when unset), minus the current plan and plans the tenant retired."""
     config = billing_config(ctx.tenant)
     allowed = config.allowed_plan_changes.get(current_plan_id or "")
-    plans = [p for p in config.plans if p.id != current_plan_id]
+    plans = [p for p in config.plans if p.id != current_plan_id and not p.retired]
     if allowed is not None:
         plans = [p for p in plans if p.id in allowed]
     return plans

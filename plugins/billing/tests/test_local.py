@@ -307,3 +307,17 @@ async def test_plan_limits_hook_and_seed_idempotent(billing_app, billing_tenant)
     assert statuses == {"paid", "open", "uncollectible"}
     cards = await runtime.plugins.call("portal_dashboard_cards", tenant=record, ctx=ctx)
     assert any(card.value == "Starter" and "past due" in card.description for _, result in cards for card in result)
+
+
+async def test_retired_plan_is_not_offered_but_keeps_its_subscribers(billing_app, billing_tenant):
+    from plugins.billing.tests.conftest import PLANS
+
+    plans = [dict(p, retired=True) if p["id"] == "business" else p for p in PLANS]
+    tenant = await billing_tenant("anvil-works", plans=plans)
+    org = BILLING.format(org=tenant.org_slug)
+    async with signed_in(billing_app, tenant) as client:
+        response = await post(client, org + "/plans/business", token_from=org + "/plans")
+        assert response.status_code == 303 and "error=" in response.headers["location"]
+        assert (await client.get(org)).status_code == 200  # the current (starter) subscription still shows
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    assert sub["plan_id"] == "starter"
