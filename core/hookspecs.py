@@ -276,6 +276,21 @@ def portal_authenticate_api(ctx: Any, authorization: str) -> Any:
     """
 
 
+@hookspec
+def portal_admin_nav_items(ctx: Any) -> Any:
+    """Contribute links to the reseller console's navigation (``/admin``, tenant admins only).
+
+    Returns a list of ``core.contracts.NavItem`` pointing at the plugin's own admin pages
+    (public routes under ``/admin/<slug>`` that check ``ctx.user.is_tenant_admin``).
+
+    Example::
+
+        @hookimpl
+        def portal_admin_nav_items(ctx):
+            return [NavItem("Audit log", "/admin/audit", order=60)]
+    """
+
+
 @hookspec(firstresult=True)
 def portal_plan_limits(ctx: Any, org: Any) -> Any:
     """The limits of an organization's current plan, e.g. ``{"seats": 10, "api_calls": 100000}``.

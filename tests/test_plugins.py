@@ -221,6 +221,13 @@ async def test_every_hook_is_reached(portal_app_factory, make_tenant):
         await login(client, tenant.email("member"))
         await client.get(f"/o/{tenant.org_slug}/")
         await client.get("/api/v1/everything/ping", headers={"Authorization": f"Bearer {everything.API_TOKEN}"})
+    from core.tables import User
+
+    await User.update({User.is_tenant_admin: True}).where(User.email == tenant.email("owner"))
+    async with client_for(app, tenant.host) as admin:
+        await login(admin, tenant.email("owner"))
+        console = await admin.get("/admin/branding")
+        assert console.status_code == 200 and "Everything admin" in console.text
     record = runtime.directory.lookup(tenant.host)
     org = CurrentOrganization(tenant.org_id, tenant.org_slug, "Org")
     ctx = system_context(runtime, record, organization=org)

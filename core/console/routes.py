@@ -58,7 +58,10 @@ NOTICES = {
 
 async def console_page(ctx: RequestContext, template: str, *, status_code: int = 200, **context: Any) -> Response[Any]:
     """A console page: the portal's layout with the console's navigation."""
-    return await render(ctx, template, status_code=status_code, nav_items=CONSOLE_NAV, console=True, **context)
+    results = await ctx.runtime.plugins.call("portal_admin_nav_items", tenant=ctx.tenant, ctx=ctx)
+    contributed = [item for _slug, items in results for item in items]
+    nav = sorted([*CONSOLE_NAV, *contributed], key=lambda item: (item.order, item.label))
+    return await render(ctx, template, status_code=status_code, nav_items=nav, console=True, **context)
 
 
 def _notice(saved: str | None) -> str | None:

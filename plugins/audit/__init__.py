@@ -44,6 +44,12 @@ def portal_nav_items(ctx: Any) -> list[NavItem]:
 
 
 @hookimpl
+def portal_admin_nav_items(ctx: Any) -> list[NavItem]:
+    """The tenant-wide log in the reseller console."""
+    return [NavItem("Audit log", "/admin/audit", order=60)]
+
+
+@hookimpl
 def portal_template_dirs() -> list[Path]:
     """``templates/audit/...``."""
     return [HERE / "templates"]

@@ -156,6 +156,12 @@ async def portal_authenticate_api(ctx: Any, authorization: str) -> ApiPrincipal 
 
 
 @hookimpl
+def portal_admin_nav_items(ctx: Any) -> list[NavItem]:
+    _called("portal_admin_nav_items")
+    return [NavItem("Everything admin", "/everything-public", order=95)]
+
+
+@hookimpl
 async def portal_plan_limits(ctx: Any, org: Any) -> dict[str, float]:
     _called("portal_plan_limits")
     return {"seats": 5}
