@@ -41,10 +41,13 @@ run: install
 	@echo
 	PORTAL_PUBLIC_PORT=$(PORT) PORT=$(PORT) $(BIN)/portal serve --port $(PORT)
 
+# One rerun absorbs the rare timing flake of a browser or server test; reruns show up in the summary ("N rerun").
+RERUN := --reruns 1 --reruns-delay 1
+
 test: install system-deps
 	$(BIN)/ruff check core plugins tests bench
-	$(BIN)/pytest --portal-db=sqlite
-	$(BIN)/pytest --portal-db=postgres
+	$(BIN)/pytest --portal-db=sqlite $(RERUN)
+	$(BIN)/pytest --portal-db=postgres $(RERUN)
 
 test-sqlite: install
 	$(BIN)/pytest --portal-db=sqlite
