@@ -98,9 +98,7 @@ async def record_denial(ctx: RequestContext, connection: ASGIConnection[Any, Any
     """
     from core.db import atomic
     from core.events import Target, emit
-    from core.security import SlidingWindowLimiter
-
-    limiter = ctx.runtime.state.setdefault("denial_log", SlidingWindowLimiter(1, DENIAL_LOG_INTERVAL))
+    limiter = ctx.runtime.limiter("denial_log", 1, DENIAL_LOG_INTERVAL)
     key = f"{ctx.actor.type}:{ctx.actor.id}:{connection.url.path}"
     if limiter.retry_after(key):
         return

@@ -137,6 +137,7 @@ async def resolve_membership(ctx: RequestContext, org_slug: str) -> bool:
     row = await Membership.select(
         Membership.id, Membership.role, Membership.last_active_at,
         Membership.organization.id.as_alias("org_id"), Membership.organization.name.as_alias("org_name"),
+        Membership.organization.require_2fa.as_alias("require_2fa"),
     ).where(
         Membership.tenant == ctx.tenant.id,
         Membership.user == ctx.user.id,
@@ -145,6 +146,7 @@ async def resolve_membership(ctx: RequestContext, org_slug: str) -> bool:
     if row is None:
         return False
     ctx.organization = CurrentOrganization(row["org_id"], org_slug, row["org_name"])
+    ctx.cache["org_requires_2fa"] = bool(row["require_2fa"])
     ctx.role = row["role"]
     ctx.permissions = ctx.runtime.permissions_for_role(ctx.tenant, row["role"])
     now = utcnow()

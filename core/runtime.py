@@ -33,6 +33,13 @@ class PortalRuntime:
     outbox_handlers: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
+    def limiter(self, name: str, limit: int, window: float) -> SlidingWindowLimiter:
+        """The app's named throttle (created on first use): one place to move them all to Redis later."""
+        limiter = self.state.get(name)
+        if limiter is None:
+            limiter = self.state[name] = SlidingWindowLimiter(limit, window)
+        return limiter
+
     def tenant_permissions(self, tenant: TenantRecord | None) -> list[Permission]:
         """Permissions that exist on a tenant: those of its enabled plugins."""
         enabled = self.plugins.enabled_for(tenant)

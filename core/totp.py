@@ -86,10 +86,7 @@ def matching_step(secret: str, code: str, now: float | None = None) -> int | Non
 
 def code_throttle(runtime: PortalRuntime) -> SlidingWindowLimiter:
     """The app's per-account limiter of wrong second-factor codes (login, disable, new recovery codes)."""
-    limiter = runtime.state.get("totp_attempts")
-    if limiter is None:
-        limiter = runtime.state["totp_attempts"] = SlidingWindowLimiter(CODE_ATTEMPTS_PER_WINDOW, CODE_WINDOW_SECONDS)
-    return limiter
+    return runtime.limiter("totp_attempts", CODE_ATTEMPTS_PER_WINDOW, CODE_WINDOW_SECONDS)
 
 
 def throttle_key(tenant_id: uuid.UUID, user_id: uuid.UUID) -> str:

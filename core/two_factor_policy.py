@@ -36,9 +36,12 @@ async def enforce(ctx: RequestContext) -> None:
         return
     if ctx.auth_method not in PASSWORD_METHODS or ctx.cache.get("two_factor_ok"):
         return
-    required = await Organization.select(Organization.require_2fa).where(
-        Organization.id == ctx.organization.id, Organization.tenant == ctx.tenant.id).first()
-    if required and required["require_2fa"] and not await is_enabled(ctx.tenant.id, ctx.user.id):
+    required = ctx.cache.get("org_requires_2fa")  # read with the membership (core.identity.resolve_membership)
+    if required is None:
+        row = await Organization.select(Organization.require_2fa).where(
+            Organization.id == ctx.organization.id, Organization.tenant == ctx.tenant.id).first()
+        required = bool(row and row["require_2fa"])
+    if required and not await is_enabled(ctx.tenant.id, ctx.user.id):
         raise TwoFactorRequired(ctx.organization.slug)
     ctx.cache["two_factor_ok"] = True
 

@@ -11,7 +11,7 @@ from core.db import atomic
 from core.mail import send_mail
 from core.outbox import MAX_ATTEMPTS, OutboxWorker, enqueue
 from core.tables import DevMail, OutboxMessage
-from core.testing import client_for, login
+from core.testing import client_for, deliver_outbox, login
 
 
 async def _ctx(app, tenant):
@@ -99,7 +99,7 @@ async def test_dev_outbox_page_shows_sent_mail(portal_app, make_tenant):
     async with atomic():
         await send_mail(ctx, tenant.email("owner"), "notice", "Look at me in the dev outbox", heading="Dev",
                         message="Shown in the dev outbox.")
-    await OutboxWorker(portal_app.state.portal.outbox_handlers, portal_app).run_once()
+    await deliver_outbox(portal_app)
     assert await DevMail.exists().where(DevMail.subject == "Look at me in the dev outbox")
     async with client_for(portal_app, tenant.host) as client:
         await login(client, tenant.email("owner"))

@@ -6,16 +6,15 @@ import re
 from datetime import timedelta
 
 from core.db import utcnow
-from core.outbox import OutboxWorker
 from core.tables import DevMail, PasswordReset
-from core.testing import PASSWORD, client_for, form_post, login
+from core.testing import PASSWORD, client_for, deliver_outbox, form_post, login
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 GENERIC = "has an account here, we've sent it a link"
 
 
 async def _mails(app, tenant):
-    await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()
+    await deliver_outbox(app)
     return await DevMail.select().where(DevMail.tenant == tenant.id).order_by(DevMail.created_at)
 
 

@@ -264,7 +264,7 @@ async def domain_add(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]
 @post("/domains/{domain_id:str}/verify", name="console_domain_verify")
 async def domain_verify(ctx: Ctx, domain_id: FromPath[str]) -> Response[Any]:
     """Check the DNS records; live on success, what was found otherwise."""
-    limiter = ctx.runtime.state.setdefault("dns_verify_limiter", _verify_limiter())
+    limiter = ctx.runtime.limiter("dns_verify_limiter", 30, 60)
     key = str(ctx.tenant.id)
     if limiter.retry_after(key):
         return await _domains_page(ctx, status_code=429, error="You checked DNS many times in a short while; "
@@ -282,12 +282,6 @@ async def domain_verify(ctx: Ctx, domain_id: FromPath[str]) -> Response[Any]:
     return await _domains_page(ctx, status_code=400, check=check, checked_host=host,
                                error="We could not find the verification TXT record yet. DNS changes can take "
                                      "a few minutes (sometimes hours) to appear.")
-
-
-def _verify_limiter() -> Any:
-    from core.security import SlidingWindowLimiter
-
-    return SlidingWindowLimiter(30, 60)
 
 
 @post("/domains/{domain_id:str}/primary", name="console_domain_primary")

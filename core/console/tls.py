@@ -23,11 +23,7 @@ ASK_WINDOW = 60.0
 
 
 def _limiter(runtime: Any) -> SlidingWindowLimiter:
-    limiter = runtime.state.get("tls_ask_limiter")
-    if limiter is None:
-        limit = int(runtime.settings.extra.get("tls_ask_limit", ASK_LIMIT))
-        limiter = runtime.state["tls_ask_limiter"] = SlidingWindowLimiter(limit, ASK_WINDOW)
-    return limiter
+    return runtime.limiter("tls_ask_limiter", int(runtime.settings.extra.get("tls_ask_limit", ASK_LIMIT)), ASK_WINDOW)
 
 
 @get("/_tls/ask", name="tls_ask", opt={"platform": True, "exclude_from_csrf": True}, include_in_schema=False)

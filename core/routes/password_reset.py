@@ -29,19 +29,12 @@ from core.events import Target, emit
 from core.identity import find_user, normalize_email, revoke_user_sessions
 from core.mail import send_mail
 from core.rendering import render
-from core.security import SlidingWindowLimiter, password_problem, token_hash
+from core.security import password_problem, token_hash
 from core.tables import PasswordReset, User
 
 RESET_TTL = timedelta(hours=1)
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NO_REFERRER = {"Referrer-Policy": "no-referrer"}
-
-
-def _limiter(ctx: Ctx, name: str, limit: int, window: float) -> SlidingWindowLimiter:
-    limiter = ctx.runtime.state.get(name)
-    if limiter is None:
-        limiter = ctx.runtime.state[name] = SlidingWindowLimiter(limit, window)
-    return limiter
 
 
 @get("/password/forgot", name="password_forgot")
@@ -60,14 +53,14 @@ async def forgot_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
     if not EMAIL_SHAPE.match(email):
         return await render(ctx, "auth/forgot.html", status_code=400, email=email, sent=False,
                             errors={"email": "Enter the email address you sign in with."})
-    by_address = _limiter(ctx, "reset_by_address", 10, 15 * 60)
+    by_address = ctx.runtime.limiter("reset_by_address", 10, 15 * 60)
     wait = by_address.retry_after(f"ip:{ctx.ip}")
     if wait:
         return await render(ctx, "auth/forgot.html", status_code=429, headers={"Retry-After": str(wait)},
                             email=email, sent=False,
                             errors={"email": "Too many requests from your network. Try again in a few minutes."})
     by_address.hit(f"ip:{ctx.ip}")
-    by_account = _limiter(ctx, "reset_by_account", 3, 60 * 60)
+    by_account = ctx.runtime.limiter("reset_by_account", 3, 60 * 60)
     user = await find_user(ctx.tenant.id, email)
     refusal = await ctx.runtime.plugins.first("portal_password_login_policy", tenant=ctx.tenant, ctx=ctx,
                                               email=email)

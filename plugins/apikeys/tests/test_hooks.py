@@ -9,8 +9,8 @@ import pytest
 from litestar.exceptions import NotAuthorizedException
 
 from core.context import CurrentOrganization, RequestContext, system_context
-from core.outbox import OutboxWorker
 from core.tables import DevMail, Notification, Organization, OutboxMessage
+from core.testing import deliver_outbox
 from plugins.apikeys import clock, service
 from plugins.apikeys.tables import ApiKey, ApiKeyUsageDay
 from plugins.apikeys.tests.conftest import bearer, create_key, signed_in
@@ -38,7 +38,7 @@ async def test_expiry_reminder_event_mail_and_notification_once(app, tenant_fact
     assert await service.remind_expiring(app.state.portal) == (0, 0)  # idempotent
     events = [e for e in widgets.events if e.type == "apikeys.key.expiring" and e.tenant_id == tenant.id]
     assert len(events) == 1 and events[0].target.display == "Expiring soon" and events[0].actor.type == "system"
-    await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()
+    await deliver_outbox(app)
     mails = await DevMail.select().where(DevMail.tenant == tenant.id)
     assert [m["recipient"] for m in mails] == [tenant.email("member")]
     assert "Expiring soon" in mails[0]["subject"] and f"/o/{tenant.org_slug}/api-keys/" in mails[0]["text"]

@@ -12,9 +12,8 @@ import pytest
 
 from core.context import CurrentOrganization, system_context
 from core.db import utcnow
-from core.outbox import OutboxWorker
 from core.tables import DevMail, Notification
-from core.testing import client_for, csrf_token, login
+from core.testing import client_for, csrf_token, deliver_outbox, login
 from plugins.billing.plans import Plan, billing_config
 from plugins.billing.service import preview_change
 from plugins.billing.tables import Invoice, Subscription
@@ -65,7 +64,7 @@ async def test_past_due_banner_and_failed_retry_notifies_payers(billing_app, bil
         response = await post(client, org + "/retry", token_from=org)
         assert response.status_code == 303
         assert "expired" in (await client.get(response.headers["location"])).text
-    await OutboxWorker(billing_app.state.portal.outbox_handlers, billing_app).run_once()
+    await deliver_outbox(billing_app)
     mails = await DevMail.select(DevMail.recipient, DevMail.subject).where(DevMail.tenant == tenant.id)
     assert {m["recipient"] for m in mails} == {tenant.email("owner"), tenant.email("billing")}
     assert all("€22.61" in m["subject"] for m in mails)

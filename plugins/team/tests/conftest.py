@@ -8,15 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from core.outbox import OutboxWorker
 from core.tables import DevMail, Membership, Organization, User
+from core.testing import deliver_outbox as deliver
 
 LINK = re.compile(r"(https?://[^/\s]+)/invite/([A-Za-z0-9_\-]+)")
 
 
-async def deliver(app: Any) -> None:
-    """Run the outbox once, as the worker would after the transaction committed."""
-    await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()
 
 
 async def mails_to(tenant_id: Any, email: str) -> list[dict[str, Any]]:

@@ -5,19 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core.outbox import OutboxWorker
 from core.tables import DevMail, Notification
 from core.testing import client_for, form_post, login
+from core.testing import deliver_outbox as deliver
 from plugins.usage.alerts import check_alerts
 from plugins.usage.service import NewEvent, record_events
 from plugins.usage.tables import UsageAlertFired
 
 from .helpers import ctx_for
 from .test_ingest import event
-
-
-async def deliver(app) -> None:
-    await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()
 
 
 async def mails_for(tenant) -> list[dict]:
