@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 ROLES: tuple[str, ...] = ("owner", "admin", "billing", "member", "viewer")
@@ -100,3 +102,44 @@ class LoginOption:
 
 OutboxHandler = Callable[..., Any]
 """``async def handler(message_payload: dict, *, tenant_id, app) -> None``; raise to retry later."""
+
+
+@dataclass(frozen=True)
+class BillingSummary:
+    """What an organization pays, as the billing plugin knows it (``portal_billing_summary``).
+
+    Amounts are ``Decimal`` in ``currency`` (ISO 4217). ``monthly_amount`` is the recurring
+    price normalised to one month (a yearly plan counts a twelfth), which the console sums
+    as revenue. ``unit_prices`` maps a usage metric key to the price of one unit over the
+    plan's limit, for a projected bill.
+    """
+
+    plan_id: str
+    plan_name: str
+    status: str
+    currency: str
+    amount: Decimal
+    interval: str
+    monthly_amount: Decimal
+    unit_prices: dict[str, Decimal] = field(default_factory=dict)
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    """A plan as other plugins see it when asked whether an organization may move to it."""
+
+    id: str
+    name: str
+    limits: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeterEvent:
+    """A metered quantity to report to the payment provider; ``identifier`` makes a retry harmless."""
+
+    metric: str
+    quantity: float
+    timestamp: datetime
+    identifier: str

@@ -338,6 +338,60 @@ def portal_password_login_policy(ctx: Any, email: str) -> Any:
     """
 
 
+@hookspec(firstresult=True)
+def portal_billing_summary(ctx: Any, org: Any) -> Any:
+    """What an organization pays now: a ``core.contracts.BillingSummary``, or None when unknown.
+
+    Implemented by the billing plugin from its local copy (never a provider call), read by
+    the usage dashboard (projected bill) and the reseller console (customers' plan and
+    revenue), so neither imports billing. Called once per organization shown; keep it to
+    one or two queries.
+
+    Example::
+
+        @hookimpl
+        async def portal_billing_summary(ctx, org):
+            return BillingSummary("pro", "Pro", "active", "EUR", Decimal("49"), "month", Decimal("49"))
+    """
+
+
+@hookspec
+def portal_plan_change_allowed(ctx: Any, org: Any, current_plan: Any, new_plan: Any) -> Any:
+    """Refuse a plan change: return a message for the person, or None to allow it.
+
+    Called by the billing plugin for every plan it would offer on the change-plan page
+    and again when the change is confirmed. ``current_plan`` (or None) and ``new_plan``
+    are ``core.contracts.PlanOffer``. Any message refuses; the page shows it beside the plan.
+
+    Example::
+
+        @hookimpl
+        async def portal_plan_change_allowed(ctx, org, current_plan, new_plan):
+            if new_plan.limits.get("seats", -1) != -1 and await member_count(org) > new_plan.limits["seats"]:
+                return "You have more members than this plan allows."
+    """
+
+
+@hookspec(firstresult=True)
+def portal_report_metered_usage(ctx: Any, org: Any, events: Any) -> Any:
+    """Report metered usage (a list of ``core.contracts.MeterEvent``) to the payment provider.
+
+    Called by the usage plugin from its outbox handler, so a failure is retried and a retry
+    repeats the same ``identifier``s (the provider must treat them as one). Return the
+    number of events sent, or None when this organization is not billed by metered usage.
+    Raise to have the outbox retry later: the caller uses ``plugins.call(..., strict=True)``
+    so the error is not swallowed.
+
+    Example::
+
+        @hookimpl
+        async def portal_report_metered_usage(ctx, org, events):
+            for event in events:
+                await stripe.meter_events.create(identifier=event.identifier, ...)
+            return len(events)
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = tuple(name for name in dict(globals()) if name.startswith("portal_"))
 BUILD_TIME_HOOKS = frozenset({
     "portal_plugin", "portal_permissions", "portal_routes", "portal_template_dirs", "portal_static_dirs",

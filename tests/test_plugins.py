@@ -8,6 +8,7 @@ import logging
 import sys
 import textwrap
 import types
+from datetime import UTC, datetime
 
 import pytest
 from click import Group
@@ -208,6 +209,7 @@ def test_catch_all_plugin_implements_every_hook():
 async def test_every_hook_is_reached(portal_app_factory, make_tenant):
     """Drives each hook through the path the core uses for it; fails when a new hook has no test."""
     from core.context import CurrentOrganization, system_context
+    from core.contracts import MeterEvent, PlanOffer
     from core.migrate import app_modules
 
     everything.CALLS.clear()
@@ -236,6 +238,14 @@ async def test_every_hook_is_reached(portal_app_factory, make_tenant):
     await runtime.plugins.call("portal_seed_demo", tenant=record, ctx=ctx, org=org)
     await runtime.plugins.call("portal_usage_metrics", tenant=record, ctx=ctx, org=org)
     assert await runtime.plugins.first("portal_plan_limits", tenant=record, ctx=ctx, org=org) == {"seats": 5}
+    summary = await runtime.plugins.first("portal_billing_summary", tenant=record, ctx=ctx, org=org)
+    assert summary.plan_name == "Basic"
+    refusals = await runtime.plugins.call("portal_plan_change_allowed", tenant=record, ctx=ctx, org=org,
+                                          current_plan=None, new_plan=PlanOffer("forbidden", "Forbidden"))
+    assert ("everything", "Not this one.") in refusals
+    meter = MeterEvent("api_calls", 3, datetime.now(UTC), "org:api_calls:1")
+    assert await runtime.plugins.first("portal_report_metered_usage", tenant=record, ctx=ctx, org=org,
+                                       events=[meter]) == 1
     runtime.plugins.call_build("portal_cli", group=Group("portal"))
     assert "everything.deliver" in runtime.outbox_handlers
     assert app_modules(host=runtime.plugins)[0] == "core.piccolo_app"

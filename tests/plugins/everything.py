@@ -7,6 +7,7 @@ the contract and not here.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ from litestar import Response, get
 
 from core import hookimpl
 from core.context import Actor, ApiPrincipal, Ctx, CurrentOrganization
-from core.contracts import DashboardCard, LoginOption, NavItem, Permission, PluginInfo, PluginRoutes, UsageMetric
+from core.contracts import (
+    BillingSummary,
+    DashboardCard,
+    LoginOption,
+    NavItem,
+    Permission,
+    PluginInfo,
+    PluginRoutes,
+    UsageMetric,
+)
 from core.guards import requires
 from core.rendering import render
 
@@ -179,3 +189,21 @@ async def portal_password_login_policy(ctx: Any, email: str) -> str | None:
     if email.startswith("sso-only@"):
         return "Your company requires single sign-on. Use Continue with Everything ID."
     return None
+
+
+@hookimpl
+async def portal_billing_summary(ctx: Any, org: Any) -> BillingSummary:
+    _called("portal_billing_summary")
+    return BillingSummary("basic", "Basic", "active", "EUR", Decimal("10"), "month", Decimal("10"))
+
+
+@hookimpl
+async def portal_plan_change_allowed(ctx: Any, org: Any, current_plan: Any, new_plan: Any) -> str | None:
+    _called("portal_plan_change_allowed")
+    return "Not this one." if new_plan.id == "forbidden" else None
+
+
+@hookimpl
+async def portal_report_metered_usage(ctx: Any, org: Any, events: list[Any]) -> int:
+    _called("portal_report_metered_usage")
+    return len(events)
