@@ -97,3 +97,24 @@ async def test_usage_metric_hook(portal_app_factory, make_tenant):
     as_row = dict(await app.state.portal.plugins.call("portal_usage_metrics", tenant=record, ctx=ctx,
                                                       org={"id": tenant.org_id, "slug": tenant.org_slug}))
     assert as_row["team"][0].used == 6
+
+
+async def test_demo_team_fits_the_plan_and_leaves_a_seat_to_invite(portal_app_factory, make_tenant):
+    from core.context import CurrentOrganization, system_context
+    from core.tables import Membership
+    from core.testing import refresh_tenants
+
+    app = await portal_app_factory(plan_plugin(9))  # 5 members already: room for 3 more, one stays free
+    tenant = await make_tenant(plugins=["team", "test-plan"])
+    await refresh_tenants(app)
+    record = app.state.portal.directory.lookup(tenant.host)
+    org = CurrentOrganization(tenant.org_id, tenant.org_slug, "Org")
+    ctx = system_context(app.state.portal, record, organization=org)
+    for _ in range(2):
+        await app.state.portal.plugins.call("portal_seed_demo", tenant=record, strict=True, ctx=ctx, org=org)
+        members = await Membership.count().where(Membership.organization == tenant.org_id)
+        invitations = await Invitation.count().where(Invitation.organization == tenant.org_id)
+        assert (members, invitations) == (7, 1)
+    async with client_for(app, tenant.host) as client:
+        await login(client, tenant.email("owner"))
+        assert "Seats: 8 of 9 used" in (await client.get(f"/o/{tenant.org_slug}/team")).text
