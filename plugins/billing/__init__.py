@@ -12,7 +12,7 @@ from typing import Any
 from core import hookimpl
 from core.context import RequestContext
 from core.contracts import DashboardCard, NavItem, Permission, PluginInfo, PluginRoutes
-from plugins.billing.access import MANAGE_ROLES, READ_ROLES, apply_tenant_choice
+from plugins.billing.access import MANAGE_ROLES, READ_ROLES
 
 
 @hookimpl
@@ -62,7 +62,6 @@ async def portal_dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
     from plugins.billing.plans import billing_config, money
     from plugins.billing.service import subscription_view
 
-    apply_tenant_choice(ctx)
     if ctx.organization is None or not ctx.can("billing.read"):
         return []
     sub = await subscription_view(ctx, ctx.organization.id)

@@ -32,11 +32,18 @@ class Plan:
     stripe_price_id: str = ""
     description: str = ""
     retired: bool = False  # still honoured for subscribers, never offered again
+    unit_prices: dict[str, Decimal] = field(default_factory=dict)  # per usage metric, major units, over the limit
 
     @property
     def monthly_price(self) -> float:
         """Price per month, to rank plans with different intervals."""
         return self.price / 12 if self.interval == "year" else float(self.price)
+
+    @property
+    def monthly_amount(self) -> Decimal:
+        """The recurring price per month in major units (a yearly plan counts a twelfth): what revenue sums."""
+        amount = to_major(self.price, self.currency)
+        return amount / 12 if self.interval == "year" else amount
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,13 @@ class BillingConfig:
     locale: str = "en"
     tax_rate: Decimal = Decimal("0")
     tax_label: str = "Tax"
-    allow_admin_manage: bool = False
     allowed_plan_changes: dict[str, list[str]] = field(default_factory=dict)
     downgrade_at_period_end: bool = True
     payment_terms_days: int = 14
     default_plan: str | None = None
     portal_features: dict[str, Any] = field(default_factory=dict)
+    pause_allowed: bool = False
+    pause_max_months: int = 3
 
     def plan(self, plan_id: str | None) -> Plan | None:
         """A plan by id (``None`` when the tenant no longer sells it)."""
@@ -76,8 +84,9 @@ def billing_config(tenant: Any) -> BillingConfig:
                 stripe_price_id=str(item.get("stripe_price_id", "")),
                 description=str(item.get("description", "")),
                 retired=bool(item.get("retired", False)),
+                unit_prices={str(k): Decimal(str(v)) for k, v in (item.get("unit_prices") or {}).items()},
             ))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, ArithmeticError):
             continue
     return BillingConfig(
         provider=str(raw.get("provider", "local")),
@@ -86,12 +95,13 @@ def billing_config(tenant: Any) -> BillingConfig:
         locale=str(raw.get("locale", "en")),
         tax_rate=Decimal(str(raw.get("tax_rate", 0))),
         tax_label=str(raw.get("tax_label", "Tax")),
-        allow_admin_manage=bool(raw.get("allow_admin_manage", False)),
         allowed_plan_changes={str(k): [str(x) for x in v] for k, v in (raw.get("allowed_plan_changes") or {}).items()},
         downgrade_at_period_end=bool(raw.get("downgrade_at_period_end", True)),
         payment_terms_days=int(raw.get("payment_terms_days", 14)),
         default_plan=raw.get("default_plan"),
         portal_features=dict(raw.get("customer_portal") or {}),
+        pause_allowed=bool(raw.get("pause_allowed", False)),
+        pause_max_months=max(1, min(3, int(raw.get("pause_max_months", 3)))),
     )
 
 

@@ -15,11 +15,10 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from core.context import Ctx, RequestContext
-from core.guards import login_required
+from core.guards import login_required, requires
 from core.mail import tenant_base_url
 from core.rendering import render
 from plugins.billing import pdf
-from plugins.billing.access import billing_guard
 from plugins.billing.details import countries, validate_details
 from plugins.billing.plans import LIMIT_LABELS, billing_config, limit_text, money
 from plugins.billing.providers import BillingError, card_expired, provider_for, save_details
@@ -38,8 +37,8 @@ from plugins.billing.service import (
     subscription_view,
 )
 
-READ = billing_guard("billing.read")
-MANAGE = billing_guard("billing.manage")
+READ = requires("billing.read")
+MANAGE = requires("billing.manage")
 
 
 def _org(ctx: RequestContext) -> Any:

@@ -16,10 +16,10 @@ PLANS = [
 ]
 
 
-def billing_settings(**overrides: Any) -> dict[str, Any]:
-    """Tenant settings with a billing section (EUR, 19 % VAT)."""
+def billing_settings(roles: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Tenant settings with a billing section (EUR, 19 % VAT) and, optionally, role overrides."""
     return {"billing": {"provider": "local", "currency": "EUR", "locale": "en_IE", "tax_rate": 19,
-                        "tax_label": "VAT", "plans": PLANS, **overrides}}
+                        "tax_label": "VAT", "plans": PLANS, **overrides}, "roles": roles or {}}
 
 
 @pytest.fixture

@@ -260,12 +260,19 @@ async def test_role_action_matrix(billing_app, billing_tenant, role):
                 assert response.status_code == 403
 
 
-async def test_admin_manages_when_tenant_allows(billing_app, billing_tenant):
-    tenant = await billing_tenant("rocket-labs", allow_admin_manage=True)
+@pytest.mark.parametrize("granted", [True, False])
+async def test_admin_manages_when_tenant_grants_it(billing_app, billing_tenant, granted):
+    """The tenant's choice is the core role override ``[settings.roles.admin] grant = ["billing.manage"]``."""
+    roles = {"admin": {"grant": ["billing.manage"]}} if granted else {}
+    tenant = await billing_tenant("rocket-labs", roles=roles)
     org = BILLING.format(org=tenant.org_slug)
     async with signed_in(billing_app, tenant, "admin") as client:
-        assert (await client.get(org + "/plans/team")).status_code == 200
-        assert "Cancel subscription" in (await client.get(org)).text
+        assert (await client.get(org + "/plans/team")).status_code == (200 if granted else 403)
+        assert ("Cancel subscription" in (await client.get(org)).text) is granted
+        response = await post(client, org + "/plans/team", token_from=org)
+        assert response.status_code == (303 if granted else 403)
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    assert sub["plan_id"] == ("team" if granted else "business")
 
 
 async def test_cross_org_and_cross_tenant_isolation(billing_app, billing_tenant):
