@@ -13,7 +13,7 @@ def app_modules(settings: Settings | None = None, host: PluginHost | None = None
     from core.app import build_plugin_host
 
     host = host or build_plugin_host(settings or load_settings())
-    modules = ["core.piccolo_app"]
+    modules = ["core.piccolo_app", "core.console.piccolo_app"]
     for _slug, apps in host.call_build("portal_piccolo_apps"):
         modules.extend(str(app) for app in apps)
     return modules

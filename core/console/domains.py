@@ -254,10 +254,23 @@ async def check_dns(ctx: RequestContext, host: str) -> DnsCheck:
     return check
 
 
+async def record_check(ctx: RequestContext, host: str, check: DnsCheck) -> None:
+    """Keep the last DNS check of ``host`` (the operator view shows when and what was found)."""
+    from core.console.tables import DomainCheck
+
+    detail = "; ".join([*(f"TXT {t}" for t in check.found_txt), *check.found_routing])[:2000]
+    async with atomic():
+        await DomainCheck.delete().where(DomainCheck.hostname == host)
+        await DomainCheck.insert(DomainCheck(id=uuid.uuid4(), tenant=ctx.tenant.id, hostname=host,
+                                             checked_at=utcnow(), ownership=check.ownership, routing=check.routing,
+                                             detail=detail))
+
+
 async def verify_domain(ctx: RequestContext, domain_id: str) -> tuple[list[str], DnsCheck]:
     """Check DNS; on success the domain (and its pending www/apex partner) goes live. Returns names made live."""
     row = await _domain(ctx, domain_id)
     check = await check_dns(ctx, row["hostname"])
+    await record_check(ctx, row["hostname"], check)
     if not check.ownership:
         return [], check
     base = base_name(row["hostname"])

@@ -1,4 +1,6 @@
-"""The platform operator's commands: ``portal tenants create|suspend|resume`` and ``portal domains list``.
+"""The platform operator's commands: ``portal tenants create|suspend|resume``, ``portal domains list`` and
+``portal operators create|list|disable|enable|password`` (accounts for the operator view on the platform host,
+``core.console.operator_web``).
 
 The logic lives in async functions (tested directly); the click commands only parse
 arguments and print. Each change is one transaction with its event (``operator.tenant.*``,
@@ -89,8 +91,11 @@ async def create_tenant(runtime: Any, *, slug: str, name: str, domains: list[str
     return tenant_id, password
 
 
-async def set_status(runtime: Any, slug: str, status: str) -> bool:
-    """Suspend or resume a tenant; returns False when it already had that status."""
+async def set_status(runtime: Any, slug: str, status: str, *, actor: Actor = OPERATOR) -> bool:
+    """Suspend or resume a tenant; returns False when it already had that status.
+
+    ``actor`` is the signed-in operator when the operator view does it (the CLI's is "Platform operator").
+    """
     if status not in STATUSES:
         raise OperatorError(f"status: one of {', '.join(STATUSES)}")
     async with atomic():
@@ -101,7 +106,7 @@ async def set_status(runtime: Any, slug: str, status: str) -> bool:
             return False
         await Tenant.update({Tenant.status: status, Tenant.version: Tenant.version + 1,
                              Tenant.updated_at: utcnow()}).where(Tenant.id == row["id"])
-        ctx = system_context(runtime, await _record(row["id"]), actor=OPERATOR)
+        ctx = system_context(runtime, await _record(row["id"]), actor=actor)
         verb = "suspended" if status == "suspended" else "resumed"
         await emit(ctx, f"operator.tenant.{verb}", target=Target("tenant", str(row["id"]), row["name"]),
                    before={"status": row["status"]}, after={"status": status})
@@ -123,6 +128,55 @@ async def domain_rows(slug: str | None = None) -> list[dict[str, Any]]:
         row["state"] = "live" if live else ("pending DNS" if not row["verified"] else f"tenant {row['tenant_status']}")
         row["tls"] = "yes" if live else "no"
     return rows
+
+
+async def create_operator(runtime: Any, email: str, name: str = "") -> str:
+    """Create a platform operator account; returns its generated password (shown once)."""
+    from core.console.tables import PlatformOperator
+
+    address = normalize_email(email)
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+        raise OperatorError(f"email: {email!r} is not an email address")
+    password = secrets.token_urlsafe(15)
+    async with atomic():
+        if await PlatformOperator.exists().where(PlatformOperator.email == address):
+            raise OperatorError(f"an operator {address} already exists (portal operators password to reset)")
+        await PlatformOperator.insert(PlatformOperator(id=uuid.uuid4(), email=address, name=name.strip()[:200],
+                                                       password_hash=runtime.passwords.hash(password),
+                                                       created_at=utcnow()))
+    return password
+
+
+async def update_operator(runtime: Any, email: str, *, disabled: bool | None = None,
+                          new_password: bool = False) -> str | None:
+    """Disable/enable an operator or give them a new password (returned); ends their sessions either way."""
+    from core.console.tables import OperatorSession, PlatformOperator
+
+    address = normalize_email(email)
+    row = await PlatformOperator.select(PlatformOperator.id).where(PlatformOperator.email == address).first()
+    if row is None:
+        raise OperatorError(f"no operator {address}")
+    values: dict[Any, Any] = {}
+    password = secrets.token_urlsafe(15) if new_password else None
+    if password:
+        values[PlatformOperator.password_hash] = runtime.passwords.hash(password)
+    if disabled is not None:
+        values[PlatformOperator.disabled] = disabled
+    async with atomic():
+        if values:
+            await PlatformOperator.update(values).where(PlatformOperator.id == row["id"])
+        if password or disabled:
+            await OperatorSession.update({OperatorSession.revoked_at: utcnow()}).where(
+                OperatorSession.operator == row["id"], OperatorSession.revoked_at.is_null())
+    return password
+
+
+async def operator_rows() -> list[dict[str, Any]]:
+    """Every operator account, for ``portal operators list``."""
+    from core.console.tables import PlatformOperator
+
+    return await PlatformOperator.select(PlatformOperator.email, PlatformOperator.name, PlatformOperator.disabled,
+                                         PlatformOperator.last_login_at).order_by(PlatformOperator.email)
 
 
 def register(cli: click.Group, tenants: click.Group) -> None:
@@ -182,6 +236,73 @@ def register(cli: click.Group, tenants: click.Group) -> None:
     def tenants_resume(slug: str) -> None:
         """Resume a suspended tenant."""
         _set(slug, "active")
+
+    @cli.group()
+    def operators() -> None:
+        """Accounts of the operator view on the platform host (PORTAL_PLATFORM_HOST/operator)."""
+
+    @operators.command("create")
+    @click.argument("email")
+    @click.option("--name", default="", help="Shown in the audit log next to the email.")
+    def operators_create(email: str, name: str) -> None:
+        """Create an operator account; its password is printed once."""
+        from core.cli import run
+
+        runtime = _runtime()
+        try:
+            password = run(create_operator(runtime, email, name))
+        except OperatorError as exc:
+            _fail(exc)
+            return
+        click.echo(f"operator {normalize_email(email)} password (shown once): {password}")
+        host = runtime.settings.extra.get("platform_host")
+        click.echo(f"sign in at: https://{host}/operator/login" if host else
+                   "set PORTAL_PLATFORM_HOST to the platform's hostname to open the operator view")
+
+    def _update(email: str, **changes: Any) -> str | None:
+        from core.cli import run
+
+        try:
+            return run(update_operator(_runtime(), email, **changes))
+        except OperatorError as exc:
+            _fail(exc)
+            return None
+
+    @operators.command("disable")
+    @click.argument("email")
+    def operators_disable(email: str) -> None:
+        """Disable an operator account and end its sessions."""
+        _update(email, disabled=True)
+        click.echo(f"{normalize_email(email)}: disabled")
+
+    @operators.command("enable")
+    @click.argument("email")
+    def operators_enable(email: str) -> None:
+        """Enable a disabled operator account again."""
+        _update(email, disabled=False)
+        click.echo(f"{normalize_email(email)}: enabled")
+
+    @operators.command("password")
+    @click.argument("email")
+    def operators_password(email: str) -> None:
+        """Give an operator a new generated password (printed once) and end their sessions."""
+        password = _update(email, new_password=True)
+        click.echo(f"operator {normalize_email(email)} new password (shown once): {password}")
+
+    @operators.command("list")
+    def operators_list() -> None:
+        """Operator accounts, whether they are enabled, their last sign-in."""
+        from core.cli import _settings, run
+        from core.db import use_database
+
+        use_database(_settings().database_url)
+        rows = run(operator_rows())
+        if not rows:
+            click.echo("no operators (portal operators create EMAIL)")
+        for row in rows:
+            state = "disabled" if row["disabled"] else "enabled"
+            last = row["last_login_at"].isoformat(timespec="minutes") if row["last_login_at"] else "never"
+            click.echo(f"{row['email']:<40} {row['name'][:24]:<24} {state:<9} last sign-in {last}")
 
     @cli.group()
     def domains() -> None:

@@ -1,4 +1,4 @@
-"""The tenant console at ``/admin`` (tenant admins only) and the platform's ``/_tls/ask``.
+"""The tenant console at ``/admin`` (tenant admins only), the platform's ``/_tls/ask`` and operator view.
 
 Pages: branding (with a live preview and logo upload), sections (plugins), domains,
 plans and customers. Every form posts with the CSRF token and re-renders with errors
@@ -22,6 +22,7 @@ from core.console import plans as plan_service
 from core.console.branding import BRANDING_FIELDS, parse_branding
 from core.console.guard import tenant_admin
 from core.console.images import MAX_LOGO_BYTES, LogoError, clean_logo
+from core.console.operator_web import OPERATOR_HANDLERS
 from core.console.service import ConsoleError, change_tenant, tenant_row
 from core.console.tls import tls_ask
 from core.context import Ctx, RequestContext
@@ -266,10 +267,10 @@ async def domain_verify(ctx: Ctx, domain_id: FromPath[str]) -> Response[Any]:
     """Check the DNS records; live on success, what was found otherwise."""
     limiter = ctx.runtime.limiter("dns_verify_limiter", 30, 60)
     key = str(ctx.tenant.id)
-    if limiter.retry_after(key):
+    if await limiter.retry_after(key):
         return await _domains_page(ctx, status_code=429, error="You checked DNS many times in a short while; "
                                                                "wait a minute and try again.")
-    limiter.hit(key)
+    await limiter.hit(key)
     try:
         live, check = await domain_service.verify_domain(ctx, domain_id)
     except ConsoleError as exc:
@@ -453,4 +454,4 @@ CONSOLE_PAGES = [
 def console_handlers() -> list[Any]:
     """A fresh ``/admin`` router (tenant admins only) and the platform's ``/_tls/ask``, for one app."""
     return [Router(path="/admin", guards=[tenant_admin], include_in_schema=False, route_handlers=CONSOLE_PAGES),
-            tls_ask]
+            tls_ask, *OPERATOR_HANDLERS]

@@ -15,14 +15,14 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromQuery
 
-from core.security import SlidingWindowLimiter
+from core.ratelimit import Throttle
 from core.tenancy import normalize_host
 
 ASK_LIMIT = 600
 ASK_WINDOW = 60.0
 
 
-def _limiter(runtime: Any) -> SlidingWindowLimiter:
+def _limiter(runtime: Any) -> Throttle:
     return runtime.limiter("tls_ask_limiter", int(runtime.settings.extra.get("tls_ask_limit", ASK_LIMIT)), ASK_WINDOW)
 
 
@@ -32,10 +32,10 @@ async def tls_ask(request: Request[Any, Any, Any], domain: FromQuery[str] = "") 
     runtime = request.app.state.portal
     limiter = _limiter(runtime)
     client = request.client.host if request.client else "?"
-    if wait := limiter.retry_after(client):
+    if wait := await limiter.retry_after(client):
         return Response("slow down\n", status_code=429, media_type="text/plain",
                         headers={"Retry-After": str(wait)})
-    limiter.hit(client)
+    await limiter.hit(client)
     await runtime.directory.ensure_fresh()
     host = normalize_host(domain)
     if host and runtime.directory.lookup(host) is not None:
