@@ -32,16 +32,23 @@ def portal_permissions() -> list[Permission]:
 @hookimpl
 def portal_routes() -> PluginRoutes:
     """Pages under ``/o/{org}/billing``; the admin preview and the Stripe webhook at the host root."""
+    from plugins.billing.admin import ADMIN_PUBLIC
     from plugins.billing.routes import PAGES, PUBLIC
     from plugins.billing.webhooks import WEBHOOK_HANDLERS
 
-    return PluginRoutes(pages=PAGES, public=[*PUBLIC, *WEBHOOK_HANDLERS])
+    return PluginRoutes(pages=PAGES, public=[*PUBLIC, *WEBHOOK_HANDLERS, *ADMIN_PUBLIC])
 
 
 @hookimpl
 def portal_nav_items(ctx: RequestContext) -> list[NavItem]:
     """"Billing" for those who may read it."""
     return [NavItem("Billing", "/o/{org}/billing", "billing.read", order=60, icon="credit-card")]
+
+
+@hookimpl
+def portal_admin_nav_items(ctx: RequestContext) -> list[NavItem]:
+    """"Stripe" in the reseller console: connect the tenant's account, webhook, Customer Portal."""
+    return [NavItem("Stripe", "/admin/billing", order=45)]
 
 
 @hookimpl
