@@ -28,6 +28,7 @@ from core.mail import MAIL_KIND, deliver_mail
 from core.middleware import PortalContextMiddleware
 from core.outbox import OutboxWorker
 from core.plugins import PluginHost
+from core.ratelimit import Throttles
 from core.routes.account import ACCOUNT_HANDLERS
 from core.routes.assets import ASSET_HANDLERS
 from core.routes.auth import AUTH_HANDLERS
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: list[Any] | N
         passwords=Passwords(settings.password_hash_profile),
         secrets=SecretBox(settings.secret_key),
         permissions_by_plugin=host.permissions_by_plugin(),
+        throttles=Throttles(settings.redis_url),
     )
     runtime.outbox_handlers = {MAIL_KIND: deliver_mail}
     for _slug, handlers in host.call_build("portal_outbox_handlers"):

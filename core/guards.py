@@ -100,9 +100,9 @@ async def record_denial(ctx: RequestContext, connection: ASGIConnection[Any, Any
     from core.events import Target, emit
     limiter = ctx.runtime.limiter("denial_log", 1, DENIAL_LOG_INTERVAL)
     key = f"{ctx.actor.type}:{ctx.actor.id}:{connection.url.path}"
-    if limiter.retry_after(key):
+    if await limiter.retry_after(key):
         return
-    limiter.hit(key)
+    await limiter.hit(key)
     async with atomic():
         await emit(ctx, "auth.permission.denied", outcome="denied",
                    target=Target("route", connection.url.path, f"{connection.method} {connection.url.path}"),

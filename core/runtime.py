@@ -11,7 +11,8 @@ from typing import Any
 
 from core.contracts import Permission
 from core.plugins import PluginHost, role_permissions
-from core.security import Passwords, SecretBox, SlidingWindowLimiter
+from core.ratelimit import Throttle, Throttles
+from core.security import Passwords, SecretBox
 from core.settings import Settings
 from core.tenancy import TenantDirectory, TenantRecord
 from core.themes import ThemeRegistry
@@ -28,17 +29,23 @@ class PortalRuntime:
     passwords: Passwords
     secrets: SecretBox
     permissions_by_plugin: dict[str, list[Permission]]
-    login_by_account: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(5, 15 * 60))
-    login_by_address: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(30, 15 * 60))
+    throttles: Throttles = field(default_factory=Throttles)
     outbox_handlers: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
-    def limiter(self, name: str, limit: int, window: float) -> SlidingWindowLimiter:
-        """The app's named throttle (created on first use): one place to move them all to Redis later."""
-        limiter = self.state.get(name)
-        if limiter is None:
-            limiter = self.state[name] = SlidingWindowLimiter(limit, window)
-        return limiter
+    def limiter(self, name: str, limit: int, window: float) -> Throttle:
+        """The app's named throttle, shared by every process when ``PORTAL_REDIS_URL`` is set."""
+        return self.throttles.get(name, limit, window)
+
+    @property
+    def login_by_account(self) -> Throttle:
+        """Failed sign-ins per account: 5 in 15 minutes."""
+        return self.limiter("login_by_account", 5, 15 * 60)
+
+    @property
+    def login_by_address(self) -> Throttle:
+        """Failed sign-ins per client address: 30 in 15 minutes."""
+        return self.limiter("login_by_address", 30, 15 * 60)
 
     def tenant_permissions(self, tenant: TenantRecord | None) -> list[Permission]:
         """Permissions that exist on a tenant: those of its enabled plugins."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
-from collections import deque
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -81,41 +79,3 @@ class SecretBox:
 def token_hash(token: str) -> str:
     """The hash stored for a bearer token (session, invitation, API key): SHA-256 hex."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class SlidingWindowLimiter:
-    """Counts events per key in a sliding window (in-process; one per app).
-
-    Used for login throttling per account and per address. With several processes
-    each keeps its own window, so the effective limit is per process; a Redis-backed
-    limiter is the documented next step for ``PORTAL_REDIS_URL``.
-    """
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        hits = self._hits.setdefault(key, deque())
-        while hits and now - hits[0] > self.window:
-            hits.popleft()
-        return hits
-
-    def retry_after(self, key: str) -> int:
-        """Seconds until ``key`` may try again; 0 when it is not blocked."""
-        now = time.monotonic()
-        hits = self._recent(key, now)
-        if len(hits) < self.limit:
-            return 0
-        return max(1, int(self.window - (now - hits[0])) + 1)
-
-    def hit(self, key: str) -> None:
-        """Record one event (a failed login)."""
-        self._recent(key, time.monotonic()).append(time.monotonic())
-        if len(self._hits) > 100_000:
-            self._hits.clear()
-
-    def reset(self, key: str) -> None:
-        """Forget a key (a successful login clears its account's failures)."""
-        self._hits.pop(key, None)

@@ -27,8 +27,8 @@ import pyotp
 import segno
 
 from core.db import utcnow
+from core.ratelimit import Throttle
 from core.runtime import PortalRuntime
-from core.security import SlidingWindowLimiter
 from core.tables import RecoveryCode, TotpCredential
 
 STEP_SECONDS = 30
@@ -84,7 +84,7 @@ def matching_step(secret: str, code: str, now: float | None = None) -> int | Non
     return found
 
 
-def code_throttle(runtime: PortalRuntime) -> SlidingWindowLimiter:
+def code_throttle(runtime: PortalRuntime) -> Throttle:
     """The app's per-account limiter of wrong second-factor codes (login, disable, new recovery codes)."""
     return runtime.limiter("totp_attempts", CODE_ATTEMPTS_PER_WINDOW, CODE_WINDOW_SECONDS)
 

@@ -48,3 +48,34 @@ async def test_invalidation_reaches_the_other_process(redis_url, portal_app_fact
                 break
             await asyncio.sleep(0.02)
         assert (await client.get("/login")).status_code == 200
+
+
+async def test_failed_logins_count_across_processes(redis_url, portal_app_factory, make_tenant):
+    """Five wrong passwords lock the account whichever process each attempt reached."""
+    from core.testing import login
+
+    first = await portal_app_factory(redis_url=redis_url)
+    second = await portal_app_factory(redis_url=redis_url)
+    tenant = await make_tenant()
+    for attempt in range(5):
+        async with client_for(first if attempt % 2 else second, tenant.host) as client:
+            wrong = await login(client, tenant.email("member"), password="not the password")
+            assert wrong.status_code == 400
+    async with client_for(first, tenant.host) as client:
+        locked = await login(client, tenant.email("member"))
+        assert locked.status_code == 429 and "Too many" in locked.text
+
+
+async def test_throttles_fall_back_to_the_process_when_redis_is_down():
+    """A Redis outage after start-up neither locks everyone out nor turns throttling off."""
+    from core.ratelimit import Throttles
+
+    throttle = Throttles(f"redis://127.0.0.1:{free_port()}/0").get("login_by_account", 2, 60)
+    assert await throttle.retry_after("someone") == 0
+    await throttle.hit("someone")
+    assert await throttle.retry_after("someone") == 0
+    await throttle.hit("someone")
+    assert 0 < await throttle.retry_after("someone") <= 60
+    assert await throttle.retry_after("someone else") == 0
+    await throttle.reset("someone")
+    assert await throttle.retry_after("someone") == 0

@@ -7,7 +7,6 @@ plans and customers. Every form posts with the CSRF token and re-renders with er
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +16,7 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
+from core.console import customers as customer_service
 from core.console import domains as domain_service
 from core.console import plans as plan_service
 from core.console.branding import BRANDING_FIELDS, parse_branding
@@ -27,10 +27,9 @@ from core.console.service import ConsoleError, change_tenant, tenant_row
 from core.console.tls import tls_ask
 from core.context import Ctx, RequestContext
 from core.contracts import NavItem
-from core.db import is_sqlite
 from core.plugins import CORE_SLUG
 from core.rendering import page_context, render
-from core.tables import Membership, Organization, Tenant
+from core.tables import Tenant
 from core.tenancy import normalize_host
 from core.themes import stylesheet, tenant_tokens
 
@@ -411,37 +410,11 @@ async def plan_retire(ctx: Ctx, request: Request[Any, Any, Any], plan_id: FromPa
 # -- customers -----------------------------------------------------------------------------------------
 
 @get("/customers", name="console_customers")
-async def customers_page(ctx: Ctx, q: FromQuery[str] = "") -> Response[Any]:
-    """The tenant's organizations with member counts, creation date and last activity; searchable."""
-    from piccolo.query.functions.aggregate import Count, Max
-
-    query = Organization.select(Organization.id, Organization.slug, Organization.name, Organization.created_at
-                                ).where(Organization.tenant == ctx.tenant.id)
-    term = q.strip()[:100]
-    if term:
-        pattern = f"%{term.replace('%', '').replace('_', '')}%"
-        if is_sqlite():  # SQLite's LIKE is already case-insensitive (and it has no ILIKE)
-            query = query.where((Organization.name.like(pattern)) | (Organization.slug.like(pattern)))
-        else:
-            query = query.where((Organization.name.ilike(pattern)) | (Organization.slug.ilike(pattern)))
-    organizations = await query.order_by(Organization.created_at, ascending=False).limit(500)
-    stats = await Membership.select(
-        Membership.organization, Count(Membership.id, alias="members"),
-        Max(Membership.last_active_at, alias="last_active"),
-    ).where(Membership.tenant == ctx.tenant.id).group_by(Membership.organization)
-    by_org = {str(s["organization"]): s for s in stats}
-    total = await Organization.count().where(Organization.tenant == ctx.tenant.id)
-    from core.db import as_utc
-
-    for org in organizations:
-        stat = by_org.get(str(org["id"]), {})
-        org["members"] = stat.get("members", 0)
-        last = stat.get("last_active")
-        if isinstance(last, str):  # SQLite hands aggregates back as text
-            last = datetime.fromisoformat(last)
-        org["last_active"] = as_utc(last)
-        org["created_at"] = as_utc(org["created_at"])
-    return await console_page(ctx, "console/customers.html", organizations=organizations, q=term, total=total)
+async def customers_page(ctx: Ctx, q: FromQuery[str] = "", page: FromQuery[int] = 1) -> Response[Any]:
+    """The tenant's organizations with plan, status, seats, monthly revenue and last activity; search, pages."""
+    data = await customer_service.customers_page(ctx, q, page)
+    return await console_page(ctx, "console/customers.html", data=data, q=q.strip()[:100],
+                              organizations=data.rows, total=data.total)
 
 
 CONSOLE_PAGES = [

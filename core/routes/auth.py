@@ -93,7 +93,8 @@ async def login_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[An
     next_path = safe_next(str(form.get("next", "")), "")
     runtime = ctx.runtime
     account_key, address_key = f"{ctx.tenant.id}:{email}", f"ip:{ctx.ip}"
-    wait = max(runtime.login_by_account.retry_after(account_key), runtime.login_by_address.retry_after(address_key))
+    wait = max(await runtime.login_by_account.retry_after(account_key),
+               await runtime.login_by_address.retry_after(address_key))
     if wait:
         async with atomic():
             await emit(ctx, "auth.login.throttled", target=Target("user", None, email), outcome="denied")
@@ -110,8 +111,8 @@ async def login_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[An
         return await login_form(ctx, status_code=403, next_path=next_path, email=email, error=str(refusal))
     user = await find_user(ctx.tenant.id, email) if email else None
     if not runtime.passwords.verify(user["password_hash"] if user else None, password):
-        runtime.login_by_account.hit(account_key)
-        runtime.login_by_address.hit(address_key)
+        await runtime.login_by_account.hit(account_key)
+        await runtime.login_by_address.hit(address_key)
         async with atomic():
             await emit(ctx, "auth.login.failed", target=Target("user", str(user["id"]) if user else None, email),
                        outcome="failure", data={"reason": "bad_credentials" if user else "unknown_user"})
@@ -125,7 +126,7 @@ async def login_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[An
         response = Redirect("/login/2fa")
         set_challenge_cookie(response, ctx, challenge)
         return response
-    runtime.login_by_account.reset(account_key)
+    await runtime.login_by_account.reset(account_key)
     async with atomic():
         token = await start_session(ctx, user["id"], "password")
         updates: dict[Any, Any] = {User.last_login_at: utcnow()}
@@ -175,7 +176,7 @@ async def two_factor_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Respon
     user_id = challenge["user"]
     target = Target("user", str(user_id), challenge["email"])
     limiter, key = code_throttle(runtime), throttle_key(ctx.tenant.id, user_id)
-    wait = limiter.retry_after(key)
+    wait = await limiter.retry_after(key)
     if wait:
         async with atomic():
             await emit(ctx, "auth.login.throttled", target=target, outcome="denied", data={"step": "second_factor"})
@@ -203,15 +204,15 @@ async def two_factor_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Respon
         else:
             return _restart_login(ctx)
     if method is None:
-        limiter.hit(key)
+        await limiter.hit(key)
         if left == 0:
             return _restart_login(ctx, "too-many-codes")
         return await _challenge_page(
             ctx, status_code=400, recovery=recovery,
             error=f"That code is not valid. {left} attempt{'s' * (left != 1)} left.",
         )
-    limiter.reset(key)
-    runtime.login_by_account.reset(f"{ctx.tenant.id}:{challenge['email']}")
+    await limiter.reset(key)
+    await runtime.login_by_account.reset(f"{ctx.tenant.id}:{challenge['email']}")
     response = Redirect(challenge["next_path"] or await landing_path(ctx))
     set_session_cookie(response, ctx, token)
     set_challenge_cookie(response, ctx, None)

@@ -54,19 +54,19 @@ async def forgot_submit(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
         return await render(ctx, "auth/forgot.html", status_code=400, email=email, sent=False,
                             errors={"email": "Enter the email address you sign in with."})
     by_address = ctx.runtime.limiter("reset_by_address", 10, 15 * 60)
-    wait = by_address.retry_after(f"ip:{ctx.ip}")
+    wait = await by_address.retry_after(f"ip:{ctx.ip}")
     if wait:
         return await render(ctx, "auth/forgot.html", status_code=429, headers={"Retry-After": str(wait)},
                             email=email, sent=False,
                             errors={"email": "Too many requests from your network. Try again in a few minutes."})
-    by_address.hit(f"ip:{ctx.ip}")
+    await by_address.hit(f"ip:{ctx.ip}")
     by_account = ctx.runtime.limiter("reset_by_account", 3, 60 * 60)
     user = await find_user(ctx.tenant.id, email)
     refusal = await ctx.runtime.plugins.first("portal_password_login_policy", tenant=ctx.tenant, ctx=ctx,
                                               email=email)
     account_key = f"{ctx.tenant.id}:{email}"
-    if user is not None and not refusal and not by_account.retry_after(account_key):
-        by_account.hit(account_key)
+    if user is not None and not refusal and not await by_account.retry_after(account_key):
+        await by_account.hit(account_key)
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with atomic():
@@ -141,7 +141,7 @@ async def reset_submit(ctx: Ctx, token: FromPath[str], request: Request[Any, Any
         ended = await revoke_user_sessions(ctx.tenant.id, reset["user"])
         await emit(ctx, "auth.password_reset.completed", target=Target("user", str(reset["user"]), reset["email"]),
                    data={"sessions_ended": ended})
-    ctx.runtime.login_by_account.reset(f"{ctx.tenant.id}:{reset['email']}")
+    await ctx.runtime.login_by_account.reset(f"{ctx.tenant.id}:{reset['email']}")
     return Redirect("/login?notice=password-reset", headers=NO_REFERRER)
 
 

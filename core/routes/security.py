@@ -135,14 +135,14 @@ async def setup_page(ctx: Ctx, required: FromQuery[str | None] = None) -> Respon
     return await _setup_page(ctx, required_by=required_by)
 
 
-def _throttled(ctx: Ctx) -> int:
+async def _throttled(ctx: Ctx) -> int:
     assert ctx.user is not None
-    return totp.code_throttle(ctx.runtime).retry_after(totp.throttle_key(ctx.tenant.id, ctx.user.id))
+    return await totp.code_throttle(ctx.runtime).retry_after(totp.throttle_key(ctx.tenant.id, ctx.user.id))
 
 
-def _count_wrong_code(ctx: Ctx) -> None:
+async def _count_wrong_code(ctx: Ctx) -> None:
     assert ctx.user is not None
-    totp.code_throttle(ctx.runtime).hit(totp.throttle_key(ctx.tenant.id, ctx.user.id))
+    await totp.code_throttle(ctx.runtime).hit(totp.throttle_key(ctx.tenant.id, ctx.user.id))
 
 
 async def _password_ok(ctx: Ctx, password: str) -> bool:
@@ -180,7 +180,7 @@ async def confirm_setup(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
     if await totp.is_enabled(ctx.tenant.id, ctx.user.id):
         return Redirect("/account/security")
     form = await request.form()
-    if wait := _throttled(ctx):
+    if wait := await _throttled(ctx):
         return await _setup_page(ctx, status_code=429, errors={"code": _too_many(wait)})
     errors: dict[str, str] = {}
     if not await _password_ok(ctx, str(form.get("current_password", ""))[:1024]):
@@ -190,7 +190,7 @@ async def confirm_setup(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
                                                      str(form.get("code", "")), confirmed=False):
             errors["code"] = "That code does not match. Check the time on your phone and enter the newest code."
         if errors:
-            _count_wrong_code(ctx)
+            await _count_wrong_code(ctx)
             return await _setup_page(ctx, status_code=400, errors=errors)
         await totp.confirm(ctx.tenant.id, ctx.user.id)
         codes = await totp.replace_recovery_codes(ctx.tenant.id, ctx.user.id)
@@ -203,7 +203,7 @@ async def confirm_setup(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[A
 async def _check_password_and_code(ctx: Ctx, form: Any, form_name: str) -> tuple[Response[Any] | None, str | None]:
     """Password + second factor for a sensitive change: an error page to return, or the factor used."""
     assert ctx.user is not None
-    if wait := _throttled(ctx):
+    if wait := await _throttled(ctx):
         return await security_page(ctx, status_code=429, errors={f"{form_name}_code": _too_many(wait)},
                                    open_form=form_name), None
     errors: dict[str, str] = {}
@@ -216,7 +216,7 @@ async def _check_password_and_code(ctx: Ctx, form: Any, form_name: str) -> tuple
         if method is None:
             errors[f"{form_name}_code"] = "That code is not valid. Enter a current code or an unused recovery code."
     if errors:
-        _count_wrong_code(ctx)
+        await _count_wrong_code(ctx)
         return await security_page(ctx, status_code=400, errors=errors, open_form=form_name), None
     return None, method
 
