@@ -7,18 +7,20 @@ plans and customers. Every form posts with the CSRF token and re-renders with er
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import Cookie, UploadFile
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from core.console import customers as customer_service
 from core.console import domains as domain_service
 from core.console import plans as plan_service
+from core.console import support
 from core.console.branding import BRANDING_FIELDS, parse_branding
 from core.console.guard import tenant_admin
 from core.console.images import MAX_LOGO_BYTES, LogoError, clean_logo
@@ -27,9 +29,11 @@ from core.console.service import ConsoleError, change_tenant, tenant_row
 from core.console.tls import tls_ask
 from core.context import Ctx, RequestContext
 from core.contracts import NavItem
+from core.db import atomic
+from core.events import Target, emit
 from core.plugins import CORE_SLUG
 from core.rendering import page_context, render
-from core.tables import Tenant
+from core.tables import Organization, Tenant
 from core.tenancy import normalize_host
 from core.themes import stylesheet, tenant_tokens
 
@@ -417,10 +421,44 @@ async def customers_page(ctx: Ctx, q: FromQuery[str] = "", page: FromQuery[int] 
                               organizations=data.rows, total=data.total)
 
 
+@post("/customers/{org_slug:str}/support", name="console_support_open")
+async def support_open(ctx: Ctx, org_slug: FromPath[str]) -> Response[Any]:
+    """Open the read-only support view of one organization (recorded in the audit log, time-limited)."""
+    org = await Organization.select(Organization.id, Organization.slug, Organization.name).where(
+        Organization.tenant == ctx.tenant.id, Organization.slug == org_slug).first()
+    if org is None:
+        return Redirect("/admin/customers")
+    value, expires = support.issue(ctx, org["id"])
+    async with atomic():
+        await emit(ctx, "console.support_view.opened", target=Target("organization", str(org["id"]), org["name"]),
+                   organization_id=org["id"], data={
+                       "organization": org["slug"], "admin": ctx.user.email if ctx.user else None,
+                       "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+                       "minutes": support.SUPPORT_MINUTES})
+    return Redirect(f"/o/{org['slug']}/", cookies=[Cookie(
+        key=support.COOKIE, value=value, path="/", httponly=True, samesite="lax", secure=ctx.secure,
+        max_age=support.SUPPORT_MINUTES * 60)])
+
+
+@post("/support/end", name="console_support_end")
+async def support_end(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Leave the support view (recorded) and go back to Customers."""
+    token = support.read(ctx, request.cookies.get(support.COOKIE))
+    if token is not None:
+        org = await Organization.select(Organization.id, Organization.name).where(
+            Organization.id == token[0], Organization.tenant == ctx.tenant.id).first()
+        if org is not None:
+            async with atomic():
+                await emit(ctx, "console.support_view.closed", organization_id=org["id"],
+                           target=Target("organization", str(org["id"]), org["name"]))
+    return Redirect("/admin/customers", cookies=[Cookie(key=support.COOKIE, value="", path="/", max_age=0,
+                                                        httponly=True, samesite="lax", secure=ctx.secure)])
+
+
 CONSOLE_PAGES = [
     console_home, branding_page, branding_save, logo_upload, preview_css, preview, sections_page, sections_save,
     domains_page, domain_add, domain_verify, domain_primary, domain_remove, plans_page, plan_new, plan_edit,
-    plan_create, plan_update, plan_retire, customers_page,
+    plan_create, plan_update, plan_retire, customers_page, support_open, support_end,
 ]
 
 
