@@ -303,7 +303,7 @@ async def test_webhook_url_and_events_to_select(app, tenant_factory):
     tenant = await tenant_factory()
     async with admin(app, tenant) as client:
         page = (await client.get(PAGE)).text
-    assert f'value="https://{tenant.host}/billing/webhooks/stripe"' in page
+    assert f'data-testid="webhook-url">https://{tenant.host}/billing/webhooks/stripe</code>' in page
     for event in ("customer.subscription.updated", "invoice.payment_failed", "payment_method.detached"):
         assert f"<code>{event}</code>" in page
     assert page.count('data-copy="') == 2
@@ -443,3 +443,36 @@ async def test_disconnect_needs_confirmation(app, tenant_factory, recorder):
     events = recorder.of("billing.stripe.disconnected", tenant.id)
     assert len(events) == 1 and events[0].before["webhook_secrets"] == 1
     assert_no_secret(events, KEY, WHSEC)
+
+
+# -- in Chromium ------------------------------------------------------------------------------------------
+
+@pytest.mark.browser
+async def test_connect_and_test_in_the_browser(app, tenant_factory, stripe_url):
+    from core.testing import PASSWORD, artifact, headless_chromium, live_server
+
+    tenant = await tenant_factory()
+    async with live_server(app) as port, headless_chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1440, "height": 1100})
+        base = f"http://{tenant.host}:{port}"
+        await page.goto(f"{base}/login?next={PAGE}")
+        await page.fill("#email", tenant.email("admin"))
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"**{PAGE}")
+        await page.screenshot(path=artifact("billing-admin-stripe-empty.png"), full_page=True)
+
+        await page.fill("#secret_key", KEY)
+        await page.fill("#webhook_secret", WHSEC)
+        await page.click("text=Connect Stripe")
+        await page.wait_for_url("**saved=connected")
+        await page.click("[data-testid=test-connection]")
+        await page.wait_for_selector("[data-testid=connection-check]")
+        assert "Connection works." in await page.inner_text("[data-testid=connection-check]")
+        assert await page.inner_text("[data-testid=masked-key]") == "sk_test_…abcd"
+        assert KEY not in await page.content()
+        await page.click("button[data-copy='#webhook-url']")
+        await page.wait_for_function("document.getElementById('copy-status').textContent.length > 0")
+        assert await page.inner_text("#copy-status") == "Copied to the clipboard."
+        assert await page.get_attribute("a[href='/admin/billing']", "aria-current") == "page"
+        await page.screenshot(path=artifact("billing-admin-stripe.png"), full_page=True)
