@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from xml.etree import ElementTree
 
 MAX_LOGO_BYTES = 512 * 1024
+MAX_FAVICON_BYTES = 100 * 1024
+FAVICON_MAX_DIMENSION = 512
+FAVICON_ACCEPTED = "ICO, PNG or SVG"
 MAX_DIMENSION = 4096
 MIN_DIMENSION = 16
 RASTER_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
@@ -68,6 +71,50 @@ def clean_logo(data: bytes, filename: str = "") -> CleanImage:
     if _looks_like_svg(data):
         return CleanImage(sanitize_svg(data), "image/svg+xml")
     return _clean_raster(data)
+
+
+def clean_favicon(data: bytes, filename: str = "") -> CleanImage:
+    """Validate and sanitise an uploaded favicon (ICO, PNG or SVG), or raise ``LogoError`` with the reason.
+
+    ICO and PNG are decoded with Pillow and re-encoded (ICO keeps its sizes up to 256 px), which drops
+    anything hidden in the file; SVG goes through the same allow-list as logos.
+    """
+    if not data:
+        raise LogoError("Choose an icon file to upload.")
+    if len(data) > MAX_FAVICON_BYTES:
+        raise LogoError(f"The file is {len(data) // 1024} KB; favicons may be at most "
+                        f"{MAX_FAVICON_BYTES // 1024} KB.")
+    if _looks_like_svg(data):
+        return CleanImage(sanitize_svg(data), "image/svg+xml")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format
+            probe.verify()
+        if fmt not in {"ICO", "PNG"}:
+            raise LogoError(f"{fmt} files cannot be favicons; upload an {FAVICON_ACCEPTED} file.")
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max(width, height) > FAVICON_MAX_DIMENSION or min(width, height) < MIN_DIMENSION:
+                raise LogoError(f"The icon is {width}×{height} pixels; use between {MIN_DIMENSION} and "
+                                f"{FAVICON_MAX_DIMENSION} on each side (square works best).")
+            sizes = sorted(image.info.get("sizes") or {(width, height)}) if fmt == "ICO" else []
+            image.load()
+            frame = image.convert("RGBA")
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise LogoError(f"This file is not an icon we can use; upload an {FAVICON_ACCEPTED} file.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, LogoError):
+            raise
+        raise LogoError("The icon file is damaged or incomplete; export it again and retry.") from None
+    out = io.BytesIO()
+    if fmt == "ICO":
+        keep = [s for s in sizes if max(s) <= 256] or [(min(width, 256), min(height, 256))]
+        frame.save(out, format="ICO", sizes=keep)
+        return CleanImage(out.getvalue(), "image/x-icon", width, height)
+    frame.save(out, format="PNG", optimize=True)
+    return CleanImage(out.getvalue(), "image/png", width, height)
 
 
 def _looks_like_svg(data: bytes) -> bool:

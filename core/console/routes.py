@@ -19,11 +19,12 @@ from litestar.response import Redirect
 
 from core.console import customers as customer_service
 from core.console import domains as domain_service
+from core.console import favicon as favicon_service
 from core.console import plans as plan_service
 from core.console import support
 from core.console.branding import BRANDING_FIELDS, parse_branding
 from core.console.guard import tenant_admin
-from core.console.images import MAX_LOGO_BYTES, LogoError, clean_logo
+from core.console.images import MAX_FAVICON_BYTES, MAX_LOGO_BYTES, LogoError, clean_favicon, clean_logo
 from core.console.operator_web import OPERATOR_HANDLERS
 from core.console.service import ConsoleError, change_tenant, tenant_row
 from core.console.tls import tls_ask
@@ -50,6 +51,8 @@ NOTICES = {
     "branding": "Branding saved. Every page of your portal uses it from now on.",
     "logo": "Logo updated.",
     "logo-removed": "Logo removed; your theme's logo is shown instead.",
+    "favicon": "Favicon updated. Browsers may keep the old one for a few minutes.",
+    "favicon-removed": "Favicon removed; your logo is used in browser tabs instead.",
     "sections": "Sections saved.",
     "primary": "Primary domain changed. Emails link to it from now on.",
     "removed": "Domain removed.",
@@ -89,7 +92,7 @@ async def console_home() -> Redirect:
 async def _branding_page(ctx: RequestContext, request: Request[Any, Any, Any], *, status_code: int = 200,
                          values: dict[str, str] | None = None, theme: str | None = None,
                          errors: dict[str, str] | None = None, logo_error: str | None = None,
-                         notice: str | None = None) -> Response[Any]:
+                         favicon_error: str | None = None, notice: str | None = None) -> Response[Any]:
     row = await tenant_row(ctx.tenant.id)
     branding = row["branding"]
     current_theme = ctx.runtime.themes.get(row["theme"])
@@ -104,6 +107,8 @@ async def _branding_page(ctx: RequestContext, request: Request[Any, Any, Any], *
         invoice_preview=INVOICE_PREVIEW if _route_exists(request, INVOICE_PREVIEW)
         and ctx.runtime.plugins.is_enabled("billing", ctx.tenant) else None,
         has_logo=bool(row["logo_type"]), max_logo_kb=MAX_LOGO_BYTES // 1024,
+        has_favicon=await favicon_service.has_favicon(ctx.tenant.id), favicon_error=favicon_error,
+        max_favicon_kb=MAX_FAVICON_BYTES // 1024, favicon_version=row["version"],
     )
 
 
@@ -158,6 +163,25 @@ async def logo_upload(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any
                         after={"logo_type": image.content_type, "bytes": len(image.data),
                                "filename": (upload.filename or "")[:200]})
     return Redirect("/admin/branding?saved=logo")
+
+
+@post("/branding/favicon", name="console_favicon", request_max_body_size=MAX_FAVICON_BYTES * 2 + 64 * 1024)
+async def favicon_upload(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Upload (ICO/PNG/SVG, validated and sanitised) or remove the favicon shown in browser tabs."""
+    form = await request.form()
+    if form.get("remove"):
+        await favicon_service.remove(ctx)
+        return Redirect("/admin/branding?saved=favicon-removed")
+    upload = form.get("favicon")
+    if not isinstance(upload, UploadFile):
+        return await _branding_page(ctx, request, status_code=400, favicon_error="Choose an icon file to upload.")
+    data = await upload.read(MAX_FAVICON_BYTES + 1)
+    try:
+        image = clean_favicon(data, upload.filename or "")
+    except LogoError as exc:
+        return await _branding_page(ctx, request, status_code=400, favicon_error=str(exc))
+    await favicon_service.replace(ctx, image, upload.filename or "")
+    return Redirect("/admin/branding?saved=favicon")
 
 
 def _draft_from_query(ctx: RequestContext, request: Request[Any, Any, Any]) -> tuple[Any, dict[str, Any]]:
@@ -456,9 +480,9 @@ async def support_end(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any
 
 
 CONSOLE_PAGES = [
-    console_home, branding_page, branding_save, logo_upload, preview_css, preview, sections_page, sections_save,
-    domains_page, domain_add, domain_verify, domain_primary, domain_remove, plans_page, plan_new, plan_edit,
-    plan_create, plan_update, plan_retire, customers_page, support_open, support_end,
+    console_home, branding_page, branding_save, logo_upload, favicon_upload, preview_css, preview, sections_page,
+    sections_save, domains_page, domain_add, domain_verify, domain_primary, domain_remove, plans_page, plan_new,
+    plan_edit, plan_create, plan_update, plan_retire, customers_page, support_open, support_end,
 ]
 
 

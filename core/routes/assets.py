@@ -43,7 +43,14 @@ async def logo(ctx: Ctx) -> Response[Any]:
 
 @get("/favicon.ico", name="favicon", include_in_schema=False)
 async def favicon(ctx: Ctx) -> Response[Any]:
-    """Browsers ask for it on every host: the tenant's logo serves."""
+    """Browsers ask for it on every host: the favicon uploaded in the console, else the tenant's logo."""
+    from core.console.favicon import stored
+
+    icon = await stored(ctx.tenant.id)
+    if icon is not None:
+        return Response(bytes(icon["data"]), media_type=icon["content_type"],
+                        headers={"Cache-Control": "public, max-age=300",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
     return await _image(ctx, "favicon.svg")
 
 
