@@ -116,17 +116,31 @@ class Connection:
     api_base: str
     portal_configuration: str
     updated_at: Any
+    unreadable: bool = False
+
+
+async def load_account(ctx: RequestContext) -> dict[str, Any] | None:
+    """``stripe_provider.stripe_account``, except that keys the platform can no longer decrypt (its
+    ``PORTAL_SECRET_KEY`` changed) come back empty with ``unreadable`` set, so the console can ask for
+    them again instead of failing."""
+    try:
+        account = await stripe_account(ctx)
+    except ValueError:
+        row = await StripeAccount.select().where(StripeAccount.tenant == ctx.tenant.id).first()
+        return {**row, "secret_key": "", "webhook_secrets": [], "unreadable": True}
+    return None if account is None else {**account, "unreadable": False}
 
 
 async def connection(ctx: RequestContext) -> Connection | None:
     """The tenant's connection as the console shows it (``None`` when not connected)."""
-    account = await stripe_account(ctx)
+    account = await load_account(ctx)
     if account is None:
         return None
     key = account["secret_key"]
-    return Connection(mask(key), key_mode(key), key.startswith("rk_"),
+    return Connection(mask(key) if key else "", key_mode(key), key.startswith("rk_"),
                       [(fingerprint(s), mask(s)) for s in account["webhook_secrets"]],
-                      account["api_base"], account["portal_configuration"], account["updated_at"])
+                      account["api_base"], account["portal_configuration"], account["updated_at"],
+                      account["unreadable"])
 
 
 def default_api_base(ctx: RequestContext) -> str:
@@ -141,7 +155,7 @@ async def connect_account(ctx: RequestContext, secret_key: str, webhook_secret: 
     The webhook secret may be left empty when already connected: the stored ones are kept.
     """
     secret_key, webhook_secret = secret_key.strip(), webhook_secret.strip()
-    account = await stripe_account(ctx)
+    account = await load_account(ctx)
     errors = {}
     if problem := secret_key_error(secret_key):
         errors["secret_key"] = problem
@@ -176,10 +190,16 @@ def _target(ctx: RequestContext) -> Target:
     return Target("stripe_account", str(ctx.tenant.id), f"Stripe account of {ctx.tenant.name}")
 
 
+UNREADABLE = ("The stored Stripe keys can no longer be read (the platform's encryption key changed). "
+              "Paste your secret key and webhook secret again.")
+
+
 async def _connected(ctx: RequestContext) -> dict[str, Any]:
-    account = await stripe_account(ctx)
+    account = await load_account(ctx)
     if account is None:
         raise AdminError({"": "Stripe is not connected yet. Connect it first."})
+    if account["unreadable"]:
+        raise AdminError({"": UNREADABLE})
     return account
 
 
@@ -211,11 +231,14 @@ async def remove_webhook_secret(ctx: RequestContext, secret_fingerprint: str) ->
 
 async def disconnect(ctx: RequestContext) -> None:
     """Forget the keys: Stripe is no longer called and webhooks for this tenant are refused (404)."""
-    account = await _connected(ctx)
+    account = await load_account(ctx)
+    if account is None:
+        raise AdminError({"": "Stripe is not connected yet. Connect it first."})
     async with atomic():
         await StripeAccount.delete().where(StripeAccount.id == account["id"], StripeAccount.tenant == ctx.tenant.id)
         await emit(ctx, "billing.stripe.disconnected", target=_target(ctx),
-                   before={"mode": key_mode(account["secret_key"]), "webhook_secrets": len(account["webhook_secrets"]),
+                   before={"mode": key_mode(account["secret_key"]) if account["secret_key"] else "unreadable",
+                           "webhook_secrets": len(account["webhook_secrets"]),
                            "portal_configuration": account["portal_configuration"]})
 
 
@@ -252,9 +275,11 @@ def _stripe_message(exc: stripe.StripeError) -> str:
 
 async def check_connection(ctx: RequestContext) -> ConnectionCheck:
     """Read one customer with the tenant's key through its own ``StripeClient``; name the account when allowed."""
-    account = await stripe_account(ctx)
+    account = await load_account(ctx)
     if account is None:
         return ConnectionCheck(False, "Stripe is not connected yet. Connect it first.")
+    if account["unreadable"]:
+        return ConnectionCheck(False, UNREADABLE)
     client = client_for(account)
     try:
         customers = await anyio.to_thread.run_sync(lambda: client.v1.customers.list(params={"limit": 1}))
@@ -337,7 +362,7 @@ def _url_error(value: str, *, own_hosts: tuple[str, ...] | None, production: boo
 def parse_portal(ctx: RequestContext, form: Any) -> PortalSettings:
     """Read the Customer Portal form; ``errors`` says what to fix, field by field."""
     production = bool(ctx.runtime.settings.production)
-    draft = PortalSettings(configuration_id=portal_settings(ctx).configuration_id)
+    draft = PortalSettings()
     for name, _label, _hint in PORTAL_FEATURES:
         setattr(draft, name, form.get(name) in ("1", "on", "true"))
     draft.cancel_mode = str(form.get("cancel_mode") or "at_period_end")
@@ -383,7 +408,8 @@ async def _products(ctx: RequestContext, client: stripe.StripeClient) -> list[di
     return [{"product": product, "prices": prices} for product, prices in by_product.items()]
 
 
-def portal_params(ctx: RequestContext, draft: PortalSettings, products: list[dict[str, Any]]) -> dict[str, Any]:
+def portal_params(ctx: RequestContext, draft: PortalSettings, products: list[dict[str, Any]], *,
+                  updating: bool = False) -> dict[str, Any]:
     """The ``billing_portal.configurations`` parameters for the tenant's choices."""
     cancel: dict[str, Any] = {"enabled": draft.subscription_cancel}
     if draft.subscription_cancel:
@@ -391,7 +417,6 @@ def portal_params(ctx: RequestContext, draft: PortalSettings, products: list[dic
     update: dict[str, Any] = {"enabled": draft.subscription_update}
     if draft.subscription_update:
         update.update(default_allowed_updates=["price"], proration_behavior="create_prorations", products=products)
-    updating = bool(draft.configuration_id)
     profile = {k: getattr(draft, k) for k in ("headline", "privacy_policy_url", "terms_of_service_url")
                if getattr(draft, k) or updating}  # an empty value clears it on an existing configuration
     return {
@@ -413,22 +438,27 @@ async def configure_portal(ctx: RequestContext, draft: PortalSettings) -> Portal
         raise AdminError(draft.errors)
     account = await _connected(ctx)
     client = client_for(account)
+    service = client.v1.billing_portal.configurations
+    existing = account["portal_configuration"]  # the one sessions use: update it in place
     try:
         products = await _products(ctx, client) if draft.subscription_update else []
-        params = portal_params(ctx, draft, products)
-        service = client.v1.billing_portal.configurations
-        if draft.configuration_id and draft.configuration_id == account["portal_configuration"]:
-            configuration = await _call(service.update, draft.configuration_id, params=params)
-        else:
-            draft.configuration_id = ""
+        try:
+            configuration = None
+            if existing:
+                configuration = await _call(service.update, existing,
+                                            params=portal_params(ctx, draft, products, updating=True))
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "resource_missing":  # deleted in Stripe, or made with another account's key
+                raise
+        if configuration is None:
             configuration = await _call(service.create, params=portal_params(ctx, draft, products))
     except stripe.StripeError as exc:
         raise AdminError({"": f"{explain(exc)} Stripe said: {_stripe_message(exc)}"}) from exc
-    before = portal_settings(ctx).stored()
     draft.configuration_id = str(configuration.id)
     after = draft.stored()
     async with atomic():
         settings, billing = await settings_section(ctx.tenant.id, "billing")
+        before = dict(billing.get("customer_portal") or {})
         billing["customer_portal"] = after
         await bump_version(ctx.tenant.id, {Tenant.settings: {**settings, "billing": billing}})
         await StripeAccount.update({StripeAccount.portal_configuration: draft.configuration_id,

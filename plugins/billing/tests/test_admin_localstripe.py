@@ -86,7 +86,10 @@ def add_routes(app: Any) -> None:
     from localstripe.server import get_post_data, json_response
 
     def missing(config_id: str) -> Any:
-        return _refuse(f"No such configuration: '{config_id}'", "configuration")
+        from localstripe.errors import UserError
+
+        return UserError(404, f"No such configuration: '{config_id}'",
+                         {"param": "configuration", "code": "resource_missing"})
 
     async def create(request: web.Request) -> web.Response:
         data = _normalise(await get_post_data(request) or {})

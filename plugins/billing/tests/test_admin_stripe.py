@@ -150,7 +150,7 @@ async def test_only_tenant_admins_of_this_tenant(app, tenant_factory):
         for path, data in ((f"{PAGE}/connect", {"secret_key": KEY, "webhook_secret": WHSEC}),
                            (f"{PAGE}/disconnect", {"confirm": "disconnect"}), (f"{PAGE}/test", {})):
             response = await owner.post(path, data={"_csrf_token": token, **data})
-            assert response.status_code == 403, path
+            assert response.status_code == 403 and "administrators of this portal" in response.text, path
     assert await account_row(tenant) is None
 
     async with admin(app, tenant) as client:
@@ -271,6 +271,26 @@ async def test_rotation_adds_a_second_secret_then_removes_the_old(app, tenant_fa
     assert_no_secret(events, KEY, WHSEC, WHSEC_NEW)
 
 
+async def test_keys_the_platform_can_no_longer_read_are_asked_again(app, tenant_factory, stripe_url):
+    from core.db import utcnow
+    from core.security import SecretBox
+
+    tenant = await tenant_factory()
+    old_box = SecretBox("a-previous-platform-key-" + "y" * 32)
+    await StripeAccount.insert(StripeAccount(tenant=tenant.id, secret_key=old_box.encrypt(KEY),
+                                             webhook_secrets=old_box.encrypt(json.dumps([WHSEC])), api_base=stripe_url,
+                                             updated_at=utcnow()))
+    async with admin(app, tenant) as client:
+        page = await client.get(PAGE)
+        assert page.status_code == 200 and 'data-testid="unreadable"' in page.text
+        response = await post(client, f"{PAGE}/test", {})
+        assert "can no longer be read" in response.text
+        response = await connect(client, KEY, "")
+        assert response.status_code == 400 and 'id="webhook_secret-error"' in response.text
+        assert (await connect(client)).status_code == 302
+        assert "Connection works." in (await post(client, f"{PAGE}/test", {})).text
+
+
 # -- test connection --------------------------------------------------------------------------------------
 
 async def test_test_connection_against_localstripe(app, tenant_factory, stripe_url):
@@ -375,6 +395,17 @@ async def test_portal_configuration_is_validated_saved_and_pushed(app, tenant_fa
     assert len(events) == 2 and events[0].after["configuration_id"] == config_id
     assert events[1].after["payment_method_update"] is False and "configuration_id" not in events[1].after
     assert_no_secret(events, KEY, WHSEC)
+
+
+async def test_a_configuration_missing_in_stripe_is_made_again(app, tenant_factory):
+    tenant = await tenant_factory()
+    async with admin(app, tenant) as client:
+        assert (await connect(client)).status_code == 302
+        await StripeAccount.update({StripeAccount.portal_configuration: "bpc_deleted_in_stripe"}).where(
+            StripeAccount.tenant == tenant.id)
+        response = await post(client, f"{PAGE}/portal", {**PORTAL, "return_url": f"https://{tenant.host}/"})
+        assert response.status_code == 302
+    assert (await account_row(tenant))["portal_configuration"].startswith("bpc_FAKE_BILLING_PORTAL_")
 
 
 async def test_plan_switching_sends_the_plans_stripe_products(app, tenant_factory, stripe_url):
