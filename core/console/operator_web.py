@@ -21,6 +21,8 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -48,6 +50,14 @@ ABSOLUTE = timedelta(hours=8)
 TOUCH = timedelta(minutes=1)
 LOGIN_LIMIT = (10, 300.0)  # attempts per address and per email in five minutes
 PLATFORM = {"platform": True}
+PAGE_SIZE = 50
+CORE_CSS = Path(__file__).resolve().parent.parent / "static" / "portal.css"
+
+
+@lru_cache(maxsize=1)
+def _core_css() -> str:
+    """The core stylesheet, inlined: the platform host serves no tenant's static files."""
+    return CORE_CSS.read_text()
 
 
 def platform_host(runtime: Any) -> str | None:
@@ -102,7 +112,7 @@ def _page(request: Request[Any, Any, Any], template: str, *, status_code: int = 
     token = ScopeState.from_scope(request.scope).csrf_token
     html = runtime.themes.environment(theme).get_template(template).render(
         csrf_token=token if isinstance(token, str) else "", platform_host=platform_host(runtime),
-        theme_css=stylesheet(theme, {}), **context)
+        theme_css=stylesheet(theme, {}), core_css=_core_css(), **context)
     return Response(html, status_code=status_code, media_type="text/html",
                     headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                              "Referrer-Policy": "same-origin"})
@@ -219,18 +229,18 @@ async def tenant_domains_with_checks(tenant_id: uuid.UUID, tenant_status: str) -
 
 
 @get("/operator", name="operator_home", opt=PLATFORM, include_in_schema=False)
-async def tenants_page(request: Request[Any, Any, Any], q: FromQuery[str] = "",
-                       saved: FromQuery[str | None] = None) -> Response[Any]:
-    """Every tenant at a glance."""
+async def tenants_page(request: Request[Any, Any, Any], q: FromQuery[str] = "", page: FromQuery[int] = 1
+                       ) -> Response[Any]:
+    """Every tenant at a glance (``PAGE_SIZE`` a page, by slug)."""
     operator = await _signed_in(request)
     if isinstance(operator, Redirect):
         return operator
     tenants = await tenant_rows(q)
-    notice = {"suspended": "Tenant suspended: its hosts answer 404 and get no certificates.",
-              "active": "Tenant resumed."}.get(saved or "")
-    return _page(request, "operator/tenants.html", operator=operator, tenants=tenants, q=q.strip()[:100],
-                 notice=notice, totals={"tenants": len(tenants),
-                                        "active": sum(1 for t in tenants if t["status"] == "active")})
+    pages = max(1, -(-len(tenants) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    return _page(request, "operator/tenants.html", operator=operator, q=q.strip()[:100],
+                 tenants=tenants[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page=page, pages=pages,
+                 totals={"tenants": len(tenants), "active": sum(1 for t in tenants if t["status"] == "active")})
 
 
 async def _tenant(slug: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """In Chromium: a tenant admin changes the brand colour and logo, sees the live preview change before saving, then
-the portal itself and the invoice preview (billing plugin) after saving."""
+the portal preview, the portal itself and the invoice preview (billing plugin, rendered to PNG with pdftoppm) after
+saving: the old colour gone, the new colour and the new logo's pixels there."""
 
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ async def _fetch(page, url: str) -> tuple[int, str, bytes]:
     return result["status"], result["type"], base64.b64decode(result["body"])
 
 
+LOGO = (109, 40, 217)  # a purple no theme uses, so its pixels can only come from the uploaded logo
+OLD, NEW = (194, 65, 12), (20, 83, 45)
+
+
+def _pdf_png(data: bytes, name: str) -> Image.Image:
+    """Page 1 of the PDF as an image (pdftoppm), kept in the test artifacts to look at."""
+    root = artifact(name).removesuffix(".png")
+    subprocess.run(["pdftoppm", "-png", "-r", "72", "-singlefile", "-", root], input=data, capture_output=True,
+                   check=True)
+    with Image.open(root + ".png") as image:
+        return image.convert("RGB")
+
+
+def _pixels(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 10) -> int:
+    """How many pixels are (nearly) ``colour``."""
+    return sum(1 for pixel in image.get_flattened_data()
+               if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True)))
+
+
 def _pdf_text(data: bytes) -> str:
     result = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True)
     return result.stdout.decode()
@@ -66,7 +86,7 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
     await app.state.portal.directory.refresh()
     base = f"http://{tenant.host}:{port}"
     logo = tmp_path / "logo.png"
-    logo.write_bytes(_png((20, 83, 45)))
+    logo.write_bytes(_png(LOGO))
 
     async with headless_chromium() as browser:
         page = await browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -116,6 +136,20 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
         await page.wait_for_url("**/admin/branding?saved=logo")
         assert "Logo updated" in await page.locator(".alert-success").inner_text()
 
+        # The portal preview on the reloaded console page: new colour and new logo.
+        await preview.locator(".button-primary").first.wait_for(timeout=10000)
+        assert await preview.locator(".button-primary").first.evaluate(background) == "rgb(20, 83, 45)"
+        preview_logo = preview.locator("img.brand-logo")
+        await page.wait_for_function(
+            "() => { const d = document.getElementById('preview').contentDocument;"
+            " const i = d && d.querySelector('img.brand-logo'); return i && i.complete && i.naturalWidth > 0; }",
+            timeout=10000)
+        assert await preview_logo.evaluate(
+            "img => { const c = document.createElement('canvas'); c.width = c.height = 1;"
+            " const x = c.getContext('2d'); x.drawImage(img, 0, 0, 1, 1);"
+            " return Array.from(x.getImageData(0, 0, 1, 1).data).slice(0, 3); }") == list(LOGO)
+        await page.screenshot(path=artifact("console-branding-saved.png"), full_page=True)
+
         # The portal itself, on the next request: new colour, new logo.
         await other.goto(f"{base}/login")
         assert await other.evaluate(primary) == "#14532d"
@@ -125,7 +159,7 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
             "img => { const c = document.createElement('canvas'); c.width = c.height = 1;"
             " const x = c.getContext('2d'); x.drawImage(img, 0, 0, 1, 1);"
             " return Array.from(x.getImageData(0, 0, 1, 1).data); }")
-        assert pixel[:3] == [20, 83, 45]
+        assert pixel[:3] == list(LOGO)
         await other.screenshot(path=artifact("console-branding-after.png"), full_page=True)
         if billing:
             status, _kind, invoice_after = await _fetch(page, "/admin/billing/invoice-preview")
@@ -134,3 +168,9 @@ async def test_brand_colour_and_logo_in_the_browser(served, make_tenant, tmp_pat
             if shutil.which("pdftotext"):
                 assert "New Legal Ltd" in _pdf_text(invoice_after)
                 assert "Old Legal GmbH" in _pdf_text(invoice_before)
+            if shutil.which("pdftoppm"):
+                before = _pdf_png(invoice_before, "console-invoice-before.png")
+                after = _pdf_png(invoice_after, "console-invoice-after.png")
+                assert _pixels(before, OLD) > 50 and _pixels(before, NEW) == 0 and _pixels(before, LOGO) == 0
+                assert _pixels(after, OLD) == 0 and _pixels(after, NEW) > 50
+                assert _pixels(after, LOGO) > 50  # the uploaded logo is on the invoice
