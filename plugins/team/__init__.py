@@ -91,6 +91,14 @@ async def portal_usage_metrics(ctx: RequestContext, org: Any) -> list[UsageMetri
 
 
 @hookimpl
+async def portal_plan_change_allowed(ctx: RequestContext, org: Any, current_plan: Any, new_plan: Any) -> str | None:
+    """Refuse a plan with fewer seats than the organization has members (they would be over the limit at once)."""
+    from plugins.team.plan_policy import refuse_if_too_small
+
+    return await refuse_if_too_small(ctx, org, new_plan)
+
+
+@hookimpl
 async def portal_seed_demo(ctx: RequestContext, org: Any) -> None:
     """A few extra members (some signing in with SSO) and pending invitations; adds nothing the second time."""
     from plugins.team.demo import seed
