@@ -90,6 +90,25 @@ async def portal_plan_limits(ctx: RequestContext, org: Any) -> dict[str, int] | 
     return await plan_limits(ctx, org.id)
 
 
+@hookimpl
+async def portal_billing_summary(ctx: RequestContext, org: Any) -> Any:
+    """What the organization pays, from the local copy (usage's projected bill, the console's revenue)."""
+    from plugins.billing.service import billing_summary
+
+    return await billing_summary(ctx, org)
+
+
+@hookimpl
+def portal_plan_change_allowed(ctx: RequestContext, org: Any, current_plan: Any, new_plan: Any) -> str | None:
+    """The tenant's ``allowed_plan_changes``: a reseller may restrict which plan leads to which."""
+    from plugins.billing.plans import billing_config
+    from plugins.billing.service import allowed_by_tenant
+
+    if allowed_by_tenant(billing_config(ctx.tenant), current_plan.id if current_plan else None, new_plan.id):
+        return None
+    return "Not available for your organization."
+
+
 @hookimpl(tryfirst=True)
 async def portal_seed_demo(ctx: RequestContext, org: Any) -> None:
     """A year of invoices and a subscription per demo organization (idempotent).

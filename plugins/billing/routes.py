@@ -27,11 +27,13 @@ from plugins.billing.service import (
     INVOICES_PER_PAGE,
     STATUS_BADGES,
     allowed_targets,
+    change_refusal,
     customer_of,
     ensure_customer,
     invoice_of,
     list_invoices,
     overdue_invoices,
+    plan_choices,
     preview_change,
     seats_used,
     subscription_view,
@@ -95,15 +97,21 @@ async def invoice_pdf(ctx: Ctx, invoice_id: FromPath[uuid.UUID]) -> Response[byt
         "Content-Disposition": f'inline; filename="{invoice["number"]}.pdf"', "Cache-Control": "private, max-age=300"})
 
 
-@get("/plans", guards=[READ], name="billing_plans")
-async def plans_page(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[str]:
-    """Plan comparison with the current plan marked and the plans this organization may move to."""
+async def _plans_page(ctx: RequestContext, ok: str = "", error: str = "", status_code: int = 200) -> Response[str]:
     org = _org(ctx)
     sub = await subscription_view(ctx, org.id)
-    targets = await allowed_targets(ctx, org, sub.row["plan_id"] if sub else None)
-    ok, error = _flash(request)
-    return await render(ctx, "billing/plans.html", sub=sub, allowed_ids={p.id for p in targets},
+    choices = await plan_choices(ctx, org, sub.plan if sub else None, sub.row["plan_id"] if sub else None)
+    return await render(ctx, "billing/plans.html", status_code=status_code, sub=sub,
+                        allowed_ids={p.id for p, refusal in choices if refusal is None},
+                        refusals={p.id: refusal for p, refusal in choices if refusal},
                         customer=await customer_of(ctx.tenant.id, org.id), ok=ok, error=error, **await _common(ctx))
+
+
+@get("/plans", guards=[READ], name="billing_plans")
+async def plans_page(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[str]:
+    """Plan comparison with the current plan marked; a plan some plugin refuses shows why, disabled."""
+    ok, error = _flash(request)
+    return await _plans_page(ctx, ok, error)
 
 
 async def _target(ctx: RequestContext, plan_id: FromPath[str]) -> tuple[Any, Any, Any]:
@@ -114,10 +122,13 @@ async def _target(ctx: RequestContext, plan_id: FromPath[str]) -> tuple[Any, Any
         raise BillingError("This organization has no active subscription to change.")
     if customer and customer["contract_terms"]:
         raise BillingError("Your plan is set by your contract; contact your account manager to change it.")
-    targets = {p.id: p for p in await allowed_targets(ctx, org, sub.plan.id)}
-    if plan_id not in targets:
+    target = billing_config(ctx.tenant).plan(plan_id)
+    if target is None or target.retired or target.id == sub.plan.id:
         raise BillingError("That plan is not available for your organization.")
-    return sub, sub.plan, targets[plan_id]
+    refusal = await change_refusal(ctx, org, sub.plan, target)
+    if refusal:
+        raise BillingError(refusal)
+    return sub, sub.plan, target
 
 
 @get("/plans/{plan_id:str}", guards=[MANAGE], name="billing_change_preview")
@@ -126,20 +137,21 @@ async def change_preview(ctx: Ctx, plan_id: FromPath[str]) -> Response[Any]:
     try:
         sub, current, target = await _target(ctx, plan_id)
     except BillingError as exc:
-        return _back(ctx, "plans", error=str(exc))
+        return await _plans_page(ctx, error=str(exc), status_code=400)
     config = billing_config(ctx.tenant)
     proration = preview_change(config, sub.row, current, target)
     return await render(ctx, "billing/change.html", sub=sub, proration=proration, **await _common(ctx))
 
 
 @post("/plans/{plan_id:str}", guards=[MANAGE], name="billing_change_confirm")
-async def change_confirm(ctx: Ctx, plan_id: FromPath[str]) -> Redirect:
-    """Confirm a plan change through the organization's provider."""
+async def change_confirm(ctx: Ctx, plan_id: FromPath[str]) -> Response[Any]:
+    """Confirm a plan change through the organization's provider; asked again of every plugin first, so a refusal
+    that appeared since the preview (a member joined) is a 400 with its message and nothing changes."""
     try:
         _sub, _current, target = await _target(ctx, plan_id)
         result = await (await provider_for(ctx, _org(ctx).id)).change_plan(ctx, _org(ctx), target)
     except BillingError as exc:
-        return _back(ctx, "plans", error=str(exc))
+        return await _plans_page(ctx, error=str(exc), status_code=400)
     return _back(ctx, ok=result.message)
 
 
@@ -150,7 +162,7 @@ async def cancel_form(ctx: Ctx) -> Response[Any]:
     sub = await subscription_view(ctx, org.id)
     if sub is None or sub.plan is None or sub.display_status in {"cancelling", "cancelled"}:
         return _back(ctx, error="There is no active subscription to cancel.")
-    cheaper = [p for p in await allowed_targets(ctx, org, sub.plan.id) if p.monthly_price < sub.plan.monthly_price]
+    cheaper = [p for p in await allowed_targets(ctx, org, sub.plan) if p.monthly_price < sub.plan.monthly_price]
     return await render(ctx, "billing/cancel.html", sub=sub, reasons=CANCEL_REASONS,
                         offer=max(cheaper, key=lambda p: p.monthly_price) if cheaper else None, errors={}, form={},
                         **await _common(ctx))

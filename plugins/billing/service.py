@@ -15,9 +15,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from core.context import RequestContext
+from core.contracts import BillingSummary, PlanOffer
 from core.db import as_utc, load_json, utcnow
 from core.tables import Membership, User
-from plugins.billing.plans import BillingConfig, Plan, billing_config
+from plugins.billing.plans import BillingConfig, Plan, billing_config, to_major
 from plugins.billing.tables import BillingCustomer, Invoice, Subscription
 
 INVOICES_PER_PAGE = 10
@@ -63,12 +64,21 @@ class SubscriptionView:
         return as_utc(self.row["current_period_end"])
 
 
-def display_status(row: dict[str, Any]) -> str:
-    """active / trialing / past_due / cancelling / cancelled: one word for the badge."""
+def paused_now(row: dict[str, Any], now: datetime | None = None) -> bool:
+    """Whether the subscription is inside a pause (between the paid period's end and the resume date)."""
+    starts, resumes = as_utc(row.get("pause_starts_at")), as_utc(row.get("pause_resumes_at"))
+    now = now or utcnow()
+    return starts is not None and resumes is not None and starts <= now < resumes
+
+
+def display_status(row: dict[str, Any], now: datetime | None = None) -> str:
+    """active / trialing / past_due / paused / cancelling / cancelled: one word for the badge."""
     if row["status"] == "canceled":
         return "cancelled"
     if row["cancel_at_period_end"]:
         return "cancelling"
+    if row["status"] == "active" and paused_now(row, now):
+        return "paused"
     return str(row["status"])
 
 
@@ -212,15 +222,55 @@ def preview_change(config: BillingConfig, sub: dict[str, Any], current: Plan, ta
                      target.currency)
 
 
-async def allowed_targets(ctx: RequestContext, org: Any, current_plan_id: str | None) -> list[Plan]:
-    """Plans this organization may move to: the tenant's ``allowed_plan_changes`` for its current plan
-    (all plans when unset), minus the current plan and plans the tenant retired."""
+def plan_offer(plan: Plan) -> PlanOffer:
+    """A plan as other plugins see it in ``portal_plan_change_allowed``."""
+    return PlanOffer(plan.id, plan.name, {key: float(value) for key, value in plan.limits.items()})
+
+
+async def change_refusal(ctx: RequestContext, org: Any, current: Plan | None, target: Plan) -> str | None:
+    """The first refusal any enabled plugin gives for moving to ``target`` (the tenant's ``allowed_plan_changes``
+    is billing's own answer; team refuses plans smaller than the team), or None when the move is allowed."""
+    results = await ctx.runtime.plugins.call(
+        "portal_plan_change_allowed", tenant=ctx.tenant, ctx=ctx, org=org,
+        current_plan=plan_offer(current) if current is not None else None, new_plan=plan_offer(target))
+    return next((str(message) for _slug, message in results if message), None)
+
+
+async def plan_choices(ctx: RequestContext, org: Any, current: Plan | None,
+                       current_plan_id: str | None = None) -> list[tuple[Plan, str | None]]:
+    """Every plan offered to this organization with the reason it may not move there (None: it may): the tenant's
+    plans minus the current one and retired ones, each asked of ``portal_plan_change_allowed``."""
     config = billing_config(ctx.tenant)
+    current_id = current.id if current is not None else current_plan_id
+    plans = [p for p in config.plans if p.id != current_id and not p.retired]
+    return [(plan, await change_refusal(ctx, org, current, plan)) for plan in plans]
+
+
+async def allowed_targets(ctx: RequestContext, org: Any, current: Plan | None) -> list[Plan]:
+    """Plans this organization may move to now (no plugin refuses them)."""
+    return [plan for plan, refusal in await plan_choices(ctx, org, current) if refusal is None]
+
+
+def allowed_by_tenant(config: BillingConfig, current_plan_id: str | None, target_id: str) -> bool:
+    """The tenant's ``allowed_plan_changes`` for the current plan (every plan when the tenant set none)."""
     allowed = config.allowed_plan_changes.get(current_plan_id or "")
-    plans = [p for p in config.plans if p.id != current_plan_id and not p.retired]
-    if allowed is not None:
-        plans = [p for p in plans if p.id in allowed]
-    return plans
+    return allowed is None or target_id in allowed
+
+
+async def billing_summary(ctx: RequestContext, org: Any) -> BillingSummary | None:
+    """What the organization pays now, from the local copy in one query (None without a known plan)."""
+    org_id = org["id"] if isinstance(org, dict) else org.id
+    row = await subscription_of(ctx.tenant.id, org_id)
+    if row is None:
+        return None
+    plan = billing_config(ctx.tenant).plan(row["plan_id"])
+    if plan is None:
+        return None
+    return BillingSummary(
+        plan_id=plan.id, plan_name=plan.name, status=display_status(row), currency=plan.currency,
+        amount=to_major(plan.price, plan.currency), interval=plan.interval, monthly_amount=plan.monthly_amount,
+        unit_prices=dict(plan.unit_prices), period_start=as_utc(row["current_period_start"]),
+        period_end=as_utc(row["current_period_end"]))
 
 
 async def billing_contacts(tenant_id: uuid.UUID, org_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 ``BillingCustomer`` and ``Subscription`` are one row per organization; ``Invoice`` rows
 are the ledger (LocalProvider) or the mirror of Stripe invoices (StripeProvider).
 ``source_created`` holds the ``created`` time of the newest Stripe event applied to a
-row, so an older event arriving late never rolls it back. ``StripeAccount`` keeps a
+row (on the customer: its card; ``details_source_created``: its billing details), so an
+older event arriving late never rolls it back. A pause runs from ``pause_starts_at`` (the
+end of the period already paid) to ``pause_resumes_at``. ``StripeAccount`` keeps a
 tenant's Stripe keys encrypted; ``StripeEvent`` makes each webhook event apply once.
 """
 
@@ -46,8 +48,10 @@ class BillingCustomer(Table, tablename="billing_customer"):
     pm_last4 = Varchar(length=4, default="")
     pm_exp_month = Integer(default=0)
     pm_exp_year = Integer(default=0)
+    pm_id = Varchar(length=100, default="")
     contract_terms = Text(default="")
     source_created = BigInt(default=0)
+    details_source_created = BigInt(default=0)
     updated_at = Timestamptz()
 
 
@@ -66,6 +70,8 @@ class Subscription(Table, tablename="billing_subscription"):
     current_period_start = Timestamptz()
     current_period_end = Timestamptz()
     canceled_at = Timestamptz(null=True, default=None)
+    pause_starts_at = Timestamptz(null=True, default=None)
+    pause_resumes_at = Timestamptz(null=True, default=None)
     stripe_subscription_id = Varchar(length=100, null=True, default=None, index=True)
     source_created = BigInt(default=0)
     created_at = Timestamptz()
