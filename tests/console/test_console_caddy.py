@@ -34,7 +34,17 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info")
 """
 
 
-def _wait(check, what: str, seconds: float = 20.0) -> None:
+def _ports(count: int) -> list[int]:
+    """Distinct free ports (two ``free_port()`` calls can hand back the same one)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _wait(check, what: str, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
@@ -66,7 +76,7 @@ async def test_caddy_on_demand_tls_only_for_verified_domains(make_tenant, portal
     await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant.id, hostname=pending, is_primary=False,
                                            verified=False, created_at=utcnow()))
     work = Path(tempfile.mkdtemp(prefix="portal-caddy-"))
-    portal_port, http_port, https_port = free_port(), free_port(), free_port()
+    portal_port, http_port, https_port = _ports(3)
     logs = contextlib.ExitStack()
     env = {**os.environ, "PORTAL_TRUSTED_PROXIES": "127.0.0.1/32", "PORTAL_OUTBOX_WORKER": "false"}
     portal = subprocess.Popen([sys.executable, "-c", SERVER, str(portal_port)], cwd=PROJECT_ROOT, env=env,
@@ -90,12 +100,18 @@ async def test_caddy_on_demand_tls_only_for_verified_domains(make_tenant, portal
         _wait(lambda: caddy.poll() is None and _listening(https_port) and root_ca.exists(), "caddy")
 
         def curl(host: str, path: str = "/login") -> subprocess.CompletedProcess:
-            return subprocess.run([CURL, "-sS", "--max-time", "20", "--cacert", str(root_ca), "--resolve",
+            return subprocess.run([CURL, "-sS", "--max-time", "30", "--cacert", str(root_ca), "--resolve",
                                    f"{host}:{https_port}:127.0.0.1", "-o", str(work / "body.html"), "-w",
                                    "%{http_code} %{ssl_verify_result}", f"https://{host}:{https_port}{path}"],
                                   capture_output=True, text=True)
 
-        ok = curl(verified)
+        # The first handshake for a name waits for the ask and the issuance; on a loaded machine Caddy's
+        # internal CA may still be settling, so a client retrying a failed first handshake is what we test.
+        for _attempt in range(3):
+            ok = curl(verified)
+            if ok.returncode == 0:
+                break
+            time.sleep(1)
         assert ok.returncode == 0, (ok.stderr, (work / "caddy.log").read_text()[-3000:])
         assert ok.stdout == "200 0"  # HTTP 200, certificate verified against Caddy's CA for that name
         body = (work / "body.html").read_text()
