@@ -19,6 +19,7 @@ from core.console.routes import console_page
 from core.context import Ctx, RequestContext
 from core.guards import login_required
 from plugins.billing import admin_stripe as service
+from plugins.billing.plans import billing_config
 
 BASE = "/admin/billing"
 GUARDS = [login_required, tenant_admin]
@@ -42,6 +43,7 @@ async def _page(ctx: RequestContext, *, status_code: int = 200, errors: dict[str
         portal=portal or service.portal_settings(ctx), portal_features=service.PORTAL_FEATURES,
         cancel_modes=service.CANCEL_MODES, headline_max=service.HEADLINE_MAX,
         max_webhook_secrets=service.MAX_WEBHOOK_SECRETS, hosts=ctx.tenant.hosts,
+        provider=billing_config(ctx.tenant).provider,
     )
 
 

@@ -209,6 +209,7 @@ async def test_connect_stores_encrypted_and_shows_only_a_mask(app, tenant_factor
         assert "sk_test_…abcd" in page.text and "whsec_…" + WHSEC[-4:] in page.text
         assert KEY not in page.text and WHSEC not in page.text
         assert "test mode" in page.text and "Stripe connected" in page.text
+        assert "billed through Stripe once linked" in page.text
         row = await account_row(tenant)
         assert KEY not in row["secret_key"] and WHSEC not in row["webhook_secrets"]
         assert app.state.portal.secrets.decrypt(row["secret_key"]) == KEY  # the CLI's format
