@@ -168,9 +168,13 @@ async def test_tenant_can_restrict_plan_changes(billing_app, billing_tenant):
     tenant = await billing_tenant("anvil-works", allowed_plan_changes={"starter": ["team"]})
     org = BILLING.format(org=tenant.org_slug)
     async with signed_in(billing_app, tenant) as client:
-        assert "Not available for your organization" in (await client.get(org + "/plans")).text
+        page = (await client.get(org + "/plans")).text
+        business = page[page.index('data-plan="business"'):]
+        assert "Not available for your organization" in business and "disabled" in business
+        assert 'href="/o/{}/billing/plans/team"'.format(tenant.org_slug) in page
         response = await post(client, org + "/plans/business", token_from=org + "/plans")
-        assert response.status_code == 303 and "error=" in response.headers["location"]
+        assert response.status_code == 400 and "Not available for your organization" in response.text
+        assert (await client.get(org + "/plans/business")).status_code == 400
     sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
     assert sub["plan_id"] == "starter"
 
@@ -272,7 +276,7 @@ async def test_admin_manages_when_tenant_grants_it(billing_app, billing_tenant, 
         response = await post(client, org + "/plans/team", token_from=org)
         assert response.status_code == (303 if granted else 403)
     sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
-    assert sub["plan_id"] == ("team" if granted else "business")
+    assert (sub["plan_id"], sub["pending_plan_id"]) == ("business", "team" if granted else None)  # a downgrade
 
 
 async def test_cross_org_and_cross_tenant_isolation(billing_app, billing_tenant):
@@ -322,8 +326,9 @@ async def test_retired_plan_is_not_offered_but_keeps_its_subscribers(billing_app
     tenant = await billing_tenant("anvil-works", plans=plans)
     org = BILLING.format(org=tenant.org_slug)
     async with signed_in(billing_app, tenant) as client:
+        assert 'data-plan="business"' not in (await client.get(org + "/plans")).text
         response = await post(client, org + "/plans/business", token_from=org + "/plans")
-        assert response.status_code == 303 and "error=" in response.headers["location"]
+        assert response.status_code == 400 and "not available" in response.text
         assert (await client.get(org)).status_code == 200  # the current (starter) subscription still shows
     sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
     assert sub["plan_id"] == "starter"
