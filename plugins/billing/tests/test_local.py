@@ -171,7 +171,7 @@ async def test_tenant_can_restrict_plan_changes(billing_app, billing_tenant):
         page = (await client.get(org + "/plans")).text
         business = page[page.index('data-plan="business"'):]
         assert "Not available for your organization" in business and "disabled" in business
-        assert 'href="/o/{}/billing/plans/team"'.format(tenant.org_slug) in page
+        assert f'href="/o/{tenant.org_slug}/billing/plans/team"' in page
         response = await post(client, org + "/plans/business", token_from=org + "/plans")
         assert response.status_code == 400 and "Not available for your organization" in response.text
         assert (await client.get(org + "/plans/business")).status_code == 400
