@@ -1,9 +1,8 @@
 """Usage: metered ingest API, rollups, dashboard with limits, charts, CSV export, forecast and alerts.
 
 Hook implementations only; see ``service`` (write path), ``queries`` (read path),
-``dashboard``, ``alerts``, ``export`` and ``routes``. Stripe meter events are not
-reported from here: the billing plugin owns everything Stripe and can read the
-ingested totals through ``portal_usage_metrics``.
+``dashboard``, ``alerts``, ``export``, ``meters`` (metered usage to the payment provider
+through the outbox; billing makes the provider call) and ``routes``.
 """
 
 from __future__ import annotations
@@ -103,8 +102,36 @@ async def portal_seed_demo(ctx: Any, org: Any) -> None:
 
 
 @hookimpl
+def portal_outbox_handlers() -> dict[str, Any]:
+    """``usage.meter_events``: one organization's closed hourly buckets, handed to ``portal_report_metered_usage``."""
+    from plugins.usage.meters import KIND, deliver_meter_events
+
+    return {KIND: deliver_meter_events}
+
+
+@hookimpl
+async def portal_startup(app: Any) -> None:
+    """Where the app delivers the outbox, it also queues metered usage every five minutes."""
+    import asyncio
+
+    from plugins.usage.meters import reporter_loop
+
+    runtime = app.state.portal
+    if runtime.settings.outbox_worker and runtime.state.get("usage.meters") is None:
+        runtime.state["usage.meters"] = asyncio.get_running_loop().create_task(reporter_loop(app))
+
+
+@hookimpl
+async def portal_shutdown(app: Any) -> None:
+    """Stop the meter reporter."""
+    from plugins.usage.meters import stop
+
+    await stop(app.state.portal.state.pop("usage.meters", None))
+
+
+@hookimpl
 def portal_cli(group: click.Group) -> None:
-    """``portal usage rebuild-rollups`` (after a time-zone change) and ``portal usage check-alerts`` (cron)."""
+    """``portal usage rebuild-rollups`` (after a time-zone change), ``check-alerts`` and ``report-meters`` (cron)."""
     from plugins.usage.cli import usage_group
 
     group.add_command(usage_group)

@@ -55,3 +55,21 @@ def check(tenant_slug: str | None) -> None:
     from core.cli import run
 
     run(_each_org(tenant_slug, "check"))
+
+
+@usage_group.command("report-meters")
+@click.option("--tenant", "tenant_slug", default=None, help="Only this tenant (slug).")
+def report_meters_command(tenant_slug: str | None) -> None:
+    """Queue closed hourly usage for the payment provider's meters (the app also does it every 5 minutes)."""
+    from core.cli import run
+
+    async def go() -> None:
+        from core.app import create_app
+        from core.settings import load_settings
+        from plugins.usage.meters import report_meters
+
+        app = create_app(load_settings().with_overrides(outbox_worker=False))
+        queued = await report_meters(app.state.portal, tenant_slug=tenant_slug)
+        click.echo(f"queued {queued} meter events; the outbox worker delivers them")
+
+    run(go())

@@ -4,8 +4,6 @@ Example::
 
     [settings.usage]
     timezone = "Europe/Berlin"     # days, months and the billing period are counted in this zone
-    currency = "EUR"
-    plan_price = 49.0              # the monthly plan price used in the projected bill (an estimate)
     backfill_days = 35             # how old an event may be when it is reported
     max_future_minutes = 5         # clock skew allowed for events "from the future"
     warning_threshold = 80         # default warning level (percent of the limit)
@@ -15,13 +13,11 @@ Example::
     unit = "calls"
     threshold = 80                 # this metric's warning level
 
-    [settings.usage.unit_prices]   # overage price per unit above the limit, for any metric key
-    api_calls = 0.0004
-    seats = 8.0
-
 Only metrics listed under ``metrics`` can be reported through the ingest API;
 metrics measured by other plugins (seats, active API keys) come from their
-``portal_usage_metrics`` hooks and may have unit prices here too.
+``portal_usage_metrics`` hooks. Prices (plan price, currency, overage unit prices)
+are not configured here: the projected bill asks the billing plugin through
+``portal_billing_summary`` (older manifests' ``plan_price`` / ``unit_prices`` keys are ignored).
 """
 
 from __future__ import annotations
@@ -51,13 +47,10 @@ class UsageConfig:
     """Everything the usage plugin reads from the tenant's settings, with defaults."""
 
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    currency: str = "USD"
-    plan_price: float = 0.0
     backfill_days: int = 35
     max_future_minutes: int = 5
     warning_threshold: float = 80.0
     metrics: dict[str, MetricDefinition] = field(default_factory=dict)
-    unit_prices: dict[str, float] = field(default_factory=dict)
 
     def threshold_for(self, key: str) -> float:
         """The warning level of a metric: its own, else the tenant's default (80%)."""
@@ -92,13 +85,11 @@ def parse_config(settings: dict[str, Any] | None) -> UsageConfig:
             key=key, label=str(spec.get("label") or key.replace("_", " ").capitalize()),
             unit=str(spec.get("unit") or ""), threshold=_number(spec.get("threshold"), warning),
         )
-    prices = {str(k): _number(v, 0.0) for k, v in (raw.get("unit_prices") or {}).items()}
     return UsageConfig(
-        timezone=zone, currency=str(raw.get("currency") or "USD").upper(),
-        plan_price=_number(raw.get("plan_price"), 0.0),
+        timezone=zone,
         backfill_days=max(0, int(_number(raw.get("backfill_days"), 35))),
         max_future_minutes=max(0, int(_number(raw.get("max_future_minutes"), 5))),
-        warning_threshold=warning, metrics=metrics, unit_prices=prices,
+        warning_threshold=warning, metrics=metrics,
     )
 
 

@@ -8,7 +8,10 @@
   the run rate so far (used / elapsed share of the period, counted from at least one
   day in so a quiet first hour does not explode); metrics reported as a level by
   other plugins (seats, keys) are projected at their current value.
-- Projected bill: the plan price plus projected overage × unit price; an estimate.
+- Projected bill: the plan price plus projected overage × the plan's unit price, both
+  from the billing plugin (``portal_billing_summary``); an estimate. With no billing
+  plugin answering there is no projected bill (never a made-up price). A yearly plan
+  counts its monthly share (``monthly_amount``), since the usage period is a month.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from core.contracts import BillingSummary
 from core.db import utcnow
 from plugins.usage.config import CRITICAL_PERCENT, UsageConfig, config_of
 from plugins.usage.metrics import all_metrics
@@ -43,7 +48,7 @@ class MetricRow:
     overage: float = 0.0
     forecast: float = 0.0
     forecast_overage: float = 0.0
-    unit_price: float = 0.0
+    unit_price: Decimal = Decimal(0)
     last_24h: float | None = None
     ingested: bool = False
 
@@ -74,15 +79,32 @@ class Dashboard:
     period: Period
     rows: list[MetricRow]
     charts: dict[str, Chart]
-    plan_price: float
-    projected_overage: float
-    currency: str
+    billing: BillingSummary | None
     today: date
 
     @property
-    def projected_bill(self) -> float:
-        """Plan price plus projected overage (an estimate)."""
-        return self.plan_price + self.projected_overage
+    def currency(self) -> str:
+        """The plan's currency (empty without a billing summary)."""
+        return self.billing.currency if self.billing else ""
+
+    @property
+    def plan_price(self) -> Decimal | None:
+        """The plan's price for one month (a yearly plan's twelfth), or None when billing did not say."""
+        if self.billing is None:
+            return None
+        return self.billing.amount if self.billing.interval == "month" else self.billing.monthly_amount
+
+    @property
+    def projected_overage(self) -> Decimal:
+        """Projected overage × the plan's unit price, summed over the metrics."""
+        return sum((Decimal(str(round(r.forecast_overage, 6))) * r.unit_price for r in self.rows), Decimal(0))
+
+    @property
+    def projected_bill(self) -> Decimal | None:
+        """Plan price plus projected overage (an estimate), rounded to cents; None without billing."""
+        if self.plan_price is None:
+            return None
+        return (self.plan_price + self.projected_overage).quantize(Decimal("0.01"))
 
     @property
     def period_label(self) -> str:
@@ -131,6 +153,12 @@ def month_label(key: str) -> str:
     return f"{calendar.month_abbr[int(month)]} {year}"
 
 
+async def billing_summary(ctx: Any, org: Any) -> BillingSummary | None:
+    """The billing plugin's summary of what ``org`` pays (``portal_billing_summary``), or None."""
+    summary = await ctx.runtime.plugins.first("portal_billing_summary", tenant=ctx.tenant, ctx=ctx, org=org)
+    return summary if isinstance(summary, BillingSummary) else None
+
+
 async def build_dashboard(ctx: Any, org: Any, *, now: datetime | None = None) -> Dashboard:
     """Compute the page's data: metric rows (all plugins), charts of ingested metrics, forecast and bill."""
     now = now or utcnow()
@@ -138,11 +166,13 @@ async def build_dashboard(ctx: Any, org: Any, *, now: datetime | None = None) ->
     config: UsageConfig = config_of(ctx)
     period = current_period(now, config.timezone)
     today = local_day(now, config.timezone)
+    billing = await billing_summary(ctx, org)
+    prices = billing.unit_prices if billing else {}
     rows = []
     for value in await all_metrics(ctx, org):
         metric = value.metric
         row = MetricRow(metric.key, metric.label, metric.unit, float(metric.used), metric.limit, value.source,
-                        config.threshold_for(metric.key), unit_price=config.unit_prices.get(metric.key, 0.0),
+                        config.threshold_for(metric.key), unit_price=Decimal(str(prices.get(metric.key, 0))),
                         ingested=value.source == "usage")
         classify(row)
         forecast(row, period, now)
@@ -169,5 +199,4 @@ async def build_dashboard(ctx: Any, org: Any, *, now: datetime | None = None) ->
                 monthly_values=[months.get(k, 0.0) for k in month_keys],
                 limit=row.limit if row.limit is not None and row.limit >= 0 else None,
             )
-    overage = sum(r.forecast_overage * r.unit_price for r in rows)
-    return Dashboard(period, rows, charts, config.plan_price, overage, config.currency, today)
+    return Dashboard(period, rows, charts, billing, today)

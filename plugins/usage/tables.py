@@ -31,7 +31,11 @@ class UsageEvent(Table, tablename="usage_event"):
 
 
 class UsageHourly(Table, tablename="usage_hourly"):
-    """Sum of an organization's events of one metric in one UTC hour."""
+    """Sum of an organization's events of one metric in one UTC hour.
+
+    ``reported`` is how much of ``quantity`` was already queued for the payment
+    provider's meter (``meters``): a late event raises ``quantity`` above it again.
+    """
 
     id = UUID(primary_key=True)
     tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
@@ -40,6 +44,7 @@ class UsageHourly(Table, tablename="usage_hourly"):
     hour = Timestamptz()
     quantity = DoublePrecision(default=0)
     events = Integer(default=0)
+    reported = DoublePrecision(default=0)
 
 
 class UsageDaily(Table, tablename="usage_daily"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -18,16 +19,17 @@ from litestar.exceptions import NotAuthorizedException
 
 from core import hookimpl
 from core.context import Actor, ApiPrincipal, CurrentOrganization
-from core.contracts import PluginInfo, UsageMetric
+from core.contracts import BillingSummary, MeterEvent, PluginInfo, UsageMetric
 from core.testing import client_for, refresh_tenants
 
 USAGE_SETTINGS: dict[str, Any] = {"usage": {
-    "timezone": "Europe/Berlin", "currency": "EUR", "plan_price": 49.0, "backfill_days": 35,
+    "timezone": "Europe/Berlin", "backfill_days": 35,
     "max_future_minutes": 5, "warning_threshold": 80,
     "metrics": {"api_calls": {"label": "API calls", "unit": "calls"},
                 "transfer_gb": {"label": "Data transfer", "unit": "GB", "threshold": 90}},
-    "unit_prices": {"api_calls": 0.01, "transfer_gb": 0.5, "seats": 10.0},
 }}
+PRO = BillingSummary("pro", "Pro", "active", "EUR", Decimal("49"), "month", Decimal("49"),
+                     {"api_calls": Decimal("0.01"), "transfer_gb": Decimal("0.5"), "seats": Decimal("10")})
 TEST_PLUGINS = ["usage", "usage-test-auth", "usage-test-limits", "usage-test-seats"]
 
 
@@ -59,10 +61,32 @@ class FakeApiKeys:
 
 
 class FakeBilling:
-    """Plan limits per organization id (what the billing plugin answers)."""
+    """Plan limits, billing summaries and a metered-usage recorder per organization id (billing's hooks)."""
 
     def __init__(self) -> None:
         self.limits: dict[uuid.UUID, dict[str, float]] = {}
+        self.summaries: dict[uuid.UUID, BillingSummary] = {}
+        self.metered: dict[uuid.UUID, list[MeterEvent]] = {}
+        self.reported: list[tuple[uuid.UUID, MeterEvent]] = []
+        self.fail_after_send = 0
+
+    @hookimpl
+    def portal_billing_summary(self, ctx: Any, org: Any) -> BillingSummary | None:
+        return self.summaries.get(org.id)
+
+    @hookimpl
+    async def portal_report_metered_usage(self, ctx: Any, org: Any, events: list[MeterEvent]) -> int | None:
+        """Records what a provider would receive; ``fail_after_send`` simulates a crash after the send."""
+        if org.id not in self.metered:
+            return None
+        assert ctx.tenant.id is not None and all(isinstance(e, MeterEvent) for e in events)
+        self.reported.extend((org.id, e) for e in events)
+        seen = {e.identifier for e in self.metered[org.id]}
+        self.metered[org.id].extend(e for e in events if e.identifier not in seen)  # the provider dedupes
+        if self.fail_after_send:
+            self.fail_after_send -= 1
+            raise ConnectionError("connection lost after the provider accepted the events")
+        return len(events)
 
     @hookimpl
     def portal_plugin(self) -> PluginInfo:

@@ -9,9 +9,11 @@ import pytest
 
 from core.context import CurrentOrganization
 from core.testing import PASSWORD, artifact, headless_chromium, live_server
+from plugins.usage.metrics import ingested_metrics
 from plugins.usage.seed import seed_usage
 from plugins.usage.service import NewEvent, record_events
 
+from .conftest import PRO
 from .helpers import ctx_for
 
 pytestmark = pytest.mark.browser
@@ -32,7 +34,13 @@ async def test_dashboard_in_chromium(usage_env, served):
     now = datetime.now(UTC)
     await record_events(tenant.id, tenant.org_id, [NewEvent("transfer_gb", 9000, now - timedelta(minutes=5), "big")],
                         ZoneInfo("Europe/Berlin"))
-    usage_env.billing.limits[tenant.org_id] = {"api_calls": 150_000, "transfer_gb": 10_000, "seats": 10}
+    # limits from what the seed wrote (it depends on the date and the random org id): api calls well within
+    # the plan (the bar keeps the tenant's colour), transfer at 97% (critical, with the upgrade link)
+    ctx.cache.clear()
+    used = {m.key: m.used for m in await ingested_metrics(ctx, ctx.organization)}
+    usage_env.billing.limits[tenant.org_id] = {"api_calls": max(1000, used["api_calls"] * 4),
+                                               "transfer_gb": used["transfer_gb"] / 0.97, "seats": 10}
+    usage_env.billing.summaries[tenant.org_id] = PRO
     usage_env.team.seats[tenant.org_id] = 4
     async with headless_chromium() as browser:
         page = await browser.new_page(viewport={"width": 1360, "height": 1500})
@@ -48,7 +56,7 @@ async def test_dashboard_in_chromium(usage_env, served):
         await page.wait_for_selector("#usage-monthly-chart[data-rendered=true]")
         await page.wait_for_selector("#usage-daily-chart[data-rendered=true]")
         assert errors == []
-        assert await page.locator("tr[data-metric=transfer_gb]").get_attribute("data-state") in {"warning", "critical"}
+        assert await page.locator("tr[data-metric=transfer_gb]").get_attribute("data-state") == "critical"
         assert await page.locator("tr[data-metric=transfer_gb] >> text=Upgrade plan").count() == 1
         assert "Estimate" in await page.locator("[data-testid=projected-bill]").locator("..").inner_text()
         # the bar uses the tenant's primary colour; the charts drew pixels on their canvases

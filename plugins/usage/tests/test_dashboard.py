@@ -14,6 +14,7 @@ from plugins.usage.seed import seed_usage
 from plugins.usage.service import NewEvent, record_events
 from plugins.usage.tables import UsageEvent
 
+from .conftest import PRO
 from .helpers import ctx_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -27,6 +28,7 @@ async def put(tenant, metric, quantity, key, at=None):
 async def test_build_dashboard_states_forecast_and_bill(usage_env):
     tenant = await usage_env.tenant()
     usage_env.billing.limits[tenant.org_id] = {"api_calls": 100, "transfer_gb": -1, "seats": 4}
+    usage_env.billing.summaries[tenant.org_id] = PRO
     usage_env.team.seats[tenant.org_id] = 5
     now = datetime(2026, 3, 16, 12, tzinfo=UTC)  # 15.5 of 31 Berlin days (745 - 1 DST hour) are over
     await record_events(tenant.id, tenant.org_id, [
@@ -48,7 +50,8 @@ async def test_build_dashboard_states_forecast_and_bill(usage_env):
     assert (seats.used, seats.limit, seats.state, seats.overage, seats.source) == (5, 4, "over", 1, "usage-test-seats")
     assert seats.forecast == 5  # a level, not a run rate
     expected_bill = 49 + (85 / fraction - 100) * 0.01 + 1 * 10.0
-    assert dashboard.projected_bill == pytest.approx(expected_bill)
+    assert float(dashboard.projected_bill) == pytest.approx(expected_bill, abs=0.006)
+    assert dashboard.currency == "EUR" and dashboard.plan_price == 49
     chart = dashboard.charts["api_calls"]
     assert chart.monthly_labels[-2:] == ["Feb 2026", "Mar 2026"] and chart.monthly_values[-2:] == [999, 85]
     assert len(chart.daily_values) == 30 and chart.daily_labels[-1] == "2026-03-16" and sum(chart.daily_values) == 1084
@@ -58,6 +61,7 @@ async def test_build_dashboard_states_forecast_and_bill(usage_env):
 async def test_dashboard_page_shows_limits_states_and_upgrade_link(usage_env):
     tenant = await usage_env.tenant()
     usage_env.billing.limits[tenant.org_id] = {"api_calls": 100, "transfer_gb": -1, "seats": 10}
+    usage_env.billing.summaries[tenant.org_id] = PRO
     usage_env.team.seats[tenant.org_id] = 3
     await put(tenant, "api_calls", 120, "over")
     await put(tenant, "transfer_gb", 7, "gb")
