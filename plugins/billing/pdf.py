@@ -114,27 +114,56 @@ async def invoice_html(ctx: RequestContext, invoice: dict[str, Any], customer: d
     )
 
 
-def cache_path(ctx: RequestContext, invoice: dict[str, Any], customer: dict[str, Any] | None) -> Path:
+def _stamp(value: Any) -> str:
+    """A timestamp in one spelling whichever way the database returned it (naive SQLite, aware PostgreSQL)."""
+    moment = _dt(value)
+    return moment.isoformat() if moment is not None else ""
+
+
+def cache_digest(ctx: RequestContext, state: dict[str, Any]) -> str:
+    """The version of an invoice's PDF: its state (status, payment), the customer's details and the tenant's
+    branding and theme. Also the download's ETag."""
+    key = json.dumps([str(state["id"]), state["status"], int(state["amount_paid"] or 0), _stamp(state["paid_at"]),
+                      ctx.tenant.version, ctx.tenant.theme, _stamp(state["customer_updated_at"])])
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def cache_path(ctx: RequestContext, state: dict[str, Any]) -> Path:
     """Where the PDF of this invoice, in this state and this branding, is kept."""
-    key = json.dumps([str(invoice["id"]), invoice["status"], invoice["amount_paid"], str(invoice.get("paid_at")),
-                      ctx.tenant.version, ctx.tenant.theme, str((customer or {}).get("updated_at"))], default=str)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return ctx.runtime.settings.var_dir / "invoices" / str(ctx.tenant.id) / f"{invoice['id']}-{digest}.pdf"
+    return (ctx.runtime.settings.var_dir / "invoices" / str(ctx.tenant.id)
+            / f"{state['id']}-{cache_digest(ctx, state)}.pdf")
+
+
+STATE_SQL = """
+SELECT i.id, i.number, i.status, i.amount_paid, i.paid_at, c.updated_at AS customer_updated_at
+FROM billing_invoice i
+LEFT JOIN billing_customer c ON c.organization = i.organization AND c.tenant = i.tenant
+WHERE i.id = {} AND i.tenant = {} AND i.organization = {}
+"""
+
+
+async def invoice_state(tenant_id: Any, org_id: Any, invoice_id: Any) -> dict[str, Any] | None:
+    """What the cache key needs, in one query by primary key (None for another organization's invoice): the
+    cached download costs this query and a file stat, never the invoice's lines or a render."""
+    from plugins.billing.tables import Invoice
+
+    rows = await Invoice.raw(STATE_SQL, invoice_id, tenant_id, org_id)
+    return rows[0] if rows else None
+
+
+async def write_cached(path: Path, data: bytes) -> None:
+    """Write atomically: a concurrent reader sees the old file or the whole new one."""
+    await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{id(data)}.tmp")
+    await anyio.Path(tmp).write_bytes(data)
+    os.replace(tmp, path)
 
 
 async def invoice_pdf(ctx: RequestContext, invoice: dict[str, Any], customer: dict[str, Any] | None,
-                      org_name: str) -> bytes:
-    """The cached PDF, rendered first if this version of the invoice has none yet."""
-    path = cache_path(ctx, invoice, customer)
-    try:
-        return await anyio.Path(path).read_bytes()
-    except FileNotFoundError:
-        pass
+                      org_name: str, path: Path) -> bytes:
+    """Render this version of the invoice and keep it at ``path`` (the caller found no cached file there)."""
     data = await render_pdf(ctx, await invoice_html(ctx, invoice, customer, org_name))
-    await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    await anyio.Path(tmp).write_bytes(data)
-    os.replace(tmp, path)
+    await write_cached(path, data)
     return data
 
 

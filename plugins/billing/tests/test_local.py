@@ -105,6 +105,16 @@ async def test_invoice_pdf_contains_tenant_number_and_totals(billing_app, billin
         assert "€19.00" in text and "€3.61" in text and "€22.61" in text and "OPEN" in text
         again = await client.get(f"{org}/invoices/{invoice['id']}/pdf")
         assert again.content == response.content  # served from the cache
+        etag = again.headers["etag"]
+        assert etag == response.headers["etag"] and "private" in again.headers["cache-control"]
+        unchanged = await client.get(f"{org}/invoices/{invoice['id']}/pdf", headers={"If-None-Match": etag})
+        assert unchanged.status_code == 304 and unchanged.content == b""
+        await Invoice.update({Invoice.status: "paid", Invoice.amount_paid: invoice["total"],
+                              Invoice.paid_at: utcnow()}).where(Invoice.id == invoice["id"])
+        paid = await client.get(f"{org}/invoices/{invoice['id']}/pdf", headers={"If-None-Match": etag})
+        assert paid.status_code == 200 and paid.headers["etag"] != etag  # a payment is a new version
+        text = subprocess.run(["pdftotext", "-", "-"], input=paid.content, capture_output=True).stdout.decode()
+        assert "PAID" in text and "OPEN" not in text
 
 
 async def test_invoice_preview_is_for_tenant_admins_only(billing_app, billing_tenant):
