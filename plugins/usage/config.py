@@ -94,8 +94,15 @@ def parse_config(settings: dict[str, Any] | None) -> UsageConfig:
 
 
 def config_of(ctx: Any) -> UsageConfig:
-    """The usage configuration of the request's tenant (cached on the context)."""
+    """The usage configuration of the request's tenant (parsed once per tenant version and process)."""
     cached = ctx.cache.get("usage.config")
     if cached is None:
-        cached = ctx.cache["usage.config"] = parse_config(ctx.tenant.settings)
+        parsed: dict[tuple[Any, Any], UsageConfig] = ctx.runtime.state.setdefault("usage.configs", {})
+        slot = (ctx.tenant.id, getattr(ctx.tenant, "version", None))
+        cached = parsed.get(slot)
+        if cached is None:
+            if len(parsed) > 10_000:
+                parsed.clear()
+            cached = parsed[slot] = parse_config(ctx.tenant.settings)
+        ctx.cache["usage.config"] = cached
     return cached

@@ -8,19 +8,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.db import atomic, utcnow
-from plugins.usage.alerts import check_alerts
+from core.db import utcnow
 from plugins.usage.config import config_of
 from plugins.usage.metrics import foreign_metric_owners
-from plugins.usage.service import NewEvent, record_events
+from plugins.usage.service import NewEvent
 from plugins.usage.validation import (
     BodyProblem,
     IngestError,
     IngestResponse,
     ItemResult,
+    UsageEventIn,
     check_item,
+    decode_valid,
     split_body,
 )
+from plugins.usage.writer import writer_of
 
 
 def _key_of(item: Any) -> str | None:
@@ -32,6 +34,10 @@ async def ingest(ctx: Any, raw: bytes, *, now: datetime | None = None) -> tuple[
     """Handle an ingest body for ``ctx.organization``: 200 with per-item results, or a 4xx with nothing written."""
     now = now or utcnow()
     config = config_of(ctx)
+    fast = decode_valid(raw, config, now)
+    if fast is not None:
+        return 200, await _store(ctx, fast, [ItemResult(i, e.idempotency_key, "valid") for i, e in enumerate(fast)],
+                                 config, now)
     try:
         items, _single = split_body(raw)
     except BodyProblem as problem:
@@ -39,31 +45,32 @@ async def ingest(ctx: Any, raw: bytes, *, now: datetime | None = None) -> tuple[
     foreign: dict[str, str] | None = None
     if any(isinstance(i, dict) and i.get("metric") not in config.metrics for i in items):
         foreign = await foreign_metric_owners(ctx, ctx.organization)
-    valid: list[NewEvent] = []
+    valid: list[UsageEventIn] = []
     results: list[ItemResult] = []
     for index, item in enumerate(items):
         event, errors = check_item(item, config, now, foreign)
         if event is None:
             results.append(ItemResult(index, _key_of(item), "invalid", errors))
             continue
-        valid.append(NewEvent(event.metric, event.quantity, event.timestamp, event.idempotency_key,
-                              dict(event.dimensions)))
+        valid.append(event)
         results.append(ItemResult(index, event.idempotency_key, "valid"))
     bad = [r for r in results if r.status == "invalid"]
     if bad:
         detail = (f"{len(bad)} of {len(items)} events are invalid; nothing was recorded. "
                   "Fix them and send the batch again.")
         return 422, IngestError("validation_failed", detail, bad)
-    org = ctx.organization
-    async with atomic():
-        inserted = await record_events(ctx.tenant.id, org.id, valid, config.timezone, now=now)
-        touched = {e.metric for e in valid if e.idempotency_key in inserted}
-        if touched:
-            await check_alerts(ctx, org, metrics=touched, now=now)
+    return 200, await _store(ctx, valid, results, config, now)
+
+
+async def _store(ctx: Any, valid: list[UsageEventIn], results: list[ItemResult], config: Any,
+                 now: datetime) -> IngestResponse:
+    """Write the events (group commit, with the alert check) and mark each item accepted or duplicate."""
+    events = [NewEvent(e.metric, e.quantity, e.timestamp, e.idempotency_key, dict(e.dimensions)) for e in valid]
+    inserted = await writer_of(ctx.runtime).write(ctx, ctx.organization, events, config.timezone, now)
     counted: set[str] = set()
     for result in results:
         key = result.idempotency_key or ""
         result.status = "accepted" if key in inserted and key not in counted else "duplicate"
         counted.add(key)
     accepted = sum(r.status == "accepted" for r in results)
-    return 200, IngestResponse(accepted, len(results) - accepted, results)
+    return IngestResponse(accepted, len(results) - accepted, results)

@@ -15,8 +15,8 @@ from typing import Any
 from core.contracts import UsageMetric
 from core.db import utcnow
 from plugins.usage.config import config_of
-from plugins.usage.periods import current_period
-from plugins.usage.queries import totals_between
+from plugins.usage.periods import current_period, local_day
+from plugins.usage.queries import PageSeries, page_series, totals_between
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,37 @@ def clock(ctx: Any, now: datetime | None = None) -> datetime:
     return now or ctx.cache.get("usage.now") or utcnow()
 
 
+def _series_key(org: Any, now: datetime) -> str:
+    return f"usage.series.{org.id}.{now.isoformat()}"
+
+
+async def page_data(ctx: Any, org: Any, *, now: datetime | None = None) -> PageSeries:
+    """The page's rollup numbers for ``org`` at ``now`` (one query, then cached for the request)."""
+    now = clock(ctx, now)
+    key = _series_key(org, now)
+    if key not in ctx.cache:
+        config = config_of(ctx)
+        period = current_period(now, config.timezone)
+        ctx.cache[key] = await page_series(org.id, period.start, period.end, local_day(now, config.timezone), now)
+    return ctx.cache[key]
+
+
 async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None) -> list[UsageMetric]:
-    """This plugin's own metrics: each configured metric's total for the current period (daily rollups)."""
+    """This plugin's own metrics: each configured metric's total for the current period (daily rollups).
+
+    Reuses the page's numbers when the request already read them (the dashboard), else
+    reads just the period totals (the alert check after an ingest).
+    """
     config = config_of(ctx)
     if not config.metrics:
         return []
-    period = current_period(clock(ctx, now), config.timezone)
-    totals = await totals_between(org.id, period.start, period.end)
+    moment = clock(ctx, now)
+    cached = ctx.cache.get(_series_key(org, moment))
+    if cached is not None:
+        totals = cached.totals
+    else:
+        period = current_period(moment, config.timezone)
+        totals = await totals_between(org.id, period.start, period.end)
     limits = await plan_limits(ctx, org)
     return [UsageMetric(m.key, m.label, used=totals.get(m.key, 0.0), limit=limits.get(m.key), unit=m.unit)
             for m in config.metrics.values()]

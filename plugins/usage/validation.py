@@ -118,13 +118,9 @@ def _friendly(exc: msgspec.ValidationError) -> str:
     return f"{field}: {text}" if field else text
 
 
-def check_item(item: Any, config: UsageConfig, now: datetime,
-               foreign_metrics: dict[str, str] | None = None) -> tuple[UsageEventIn | None, list[str]]:
-    """Validate one event: its shape (msgspec), then the catalogue and the allowed time window."""
-    try:
-        event = msgspec.convert(item, UsageEventIn)
-    except msgspec.ValidationError as exc:
-        return None, [_friendly(exc)]
+def check_rules(event: UsageEventIn, config: UsageConfig, now: datetime,
+                foreign_metrics: dict[str, str] | None = None) -> list[str]:
+    """What msgspec cannot know: the metric catalogue, finite quantities, the allowed time window."""
     errors = []
     if event.metric not in config.metrics:
         owner = (foreign_metrics or {}).get(event.metric)
@@ -146,4 +142,34 @@ def check_item(item: Any, config: UsageConfig, now: datetime,
             errors.append(f"timestamp: is older than the back-fill window of {config.backfill_days} days")
     if len(event.dimensions) > MAX_DIMENSIONS:
         errors.append(f"dimensions: at most {MAX_DIMENSIONS} keys")
+    return errors
+
+
+def check_item(item: Any, config: UsageConfig, now: datetime,
+               foreign_metrics: dict[str, str] | None = None) -> tuple[UsageEventIn | None, list[str]]:
+    """Validate one event: its shape (msgspec), then the catalogue and the allowed time window."""
+    try:
+        event = msgspec.convert(item, UsageEventIn)
+    except msgspec.ValidationError as exc:
+        return None, [_friendly(exc)]
+    errors = check_rules(event, config, now, foreign_metrics)
     return (event if not errors else None), errors
+
+
+_BATCH = msgspec.json.Decoder(UsageBatchIn)
+_SINGLE = msgspec.json.Decoder(UsageEventIn)
+
+
+def decode_valid(raw: bytes, config: UsageConfig, now: datetime) -> list[UsageEventIn] | None:
+    """The hot path: decode straight into typed events; None when anything is off (then ``split_body`` and
+    ``check_item`` find and explain every problem, item by item)."""
+    try:
+        events = _BATCH.decode(raw).events if b'"events"' in raw else [_SINGLE.decode(raw)]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if not 1 <= len(events) <= MAX_BATCH:
+        return None
+    for event in events:
+        if check_rules(event, config, now):
+            return None
+    return events

@@ -108,3 +108,47 @@ def test_config_parsing_defaults_and_bad_values():
     assert list(config.metrics) == ["ok_metric"]
     assert config.threshold_for("ok_metric") == 70 and config.threshold_for("seats") == 80
     assert parse_config(None).metrics == {}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.builds(
+    lambda metric, quarter, minutes, key: NewEvent(metric, quarter / 4, START + timedelta(minutes=minutes), key),
+    metric=st.sampled_from(["api_calls", "transfer_gb"]), quarter=st.integers(min_value=0, max_value=4000),
+    minutes=st.integers(min_value=-60 * 24 * 400, max_value=60 * 24 * 20), key=st.uuids().map(str)),
+    min_size=1, max_size=60),
+    zone_name=st.sampled_from(ZONES), now_minutes=st.integers(min_value=0, max_value=60 * 24 * 25))
+async def test_page_series_matches_brute_force(usage_env, events, zone_name, now_minutes):
+    """The page's one-query read (totals, 30 days, 12 months, 24 hours) equals sums over the raw events."""
+    from plugins.usage.periods import add_months
+    from plugins.usage.queries import page_series
+
+    tenant = await usage_env.tenant() if not usage_env.tenants else usage_env.tenants[0]
+    usage_env.tenants[:1] = [tenant]
+    org = await add_organization(tenant.id)
+    zone = ZoneInfo(zone_name)
+    await record_events(tenant.id, org.id, events, zone)
+    now = START + timedelta(minutes=now_minutes)
+    period = current_period(now, zone)
+    today = local_day(now, zone)
+    series = await page_series(org.id, period.start, period.end, today, now)
+    totals, daily, monthly, recent = defaultdict(float), defaultdict(float), defaultdict(float), defaultdict(float)
+    first_month = add_months(period.start, -11)
+    for item in events:
+        day = local_day(item.occurred_at, zone)
+        if period.start <= day < period.end:
+            totals[item.metric] += item.quantity
+        if today - timedelta(days=29) <= day <= today:
+            daily[(item.metric, day)] += item.quantity
+        if first_month <= day < period.end:
+            monthly[(item.metric, day.strftime("%Y-%m"))] += item.quantity
+        if item.occurred_at >= utc_hour(now) - timedelta(hours=23):
+            recent[item.metric] += item.quantity
+
+    def close(a: dict, b: dict) -> bool:
+        keys = {k for k, v in a.items() if v} | {k for k, v in b.items() if v}
+        return all(abs(a.get(k, 0) - b.get(k, 0)) < 1e-6 for k in keys)
+
+    assert close(dict(series.totals), totals)
+    assert close({(m, d): v for m, days in series.daily.items() for d, v in days.items() if d <= today}, daily)
+    assert close({(m, k): v for m, months in series.monthly.items() for k, v in months.items()}, monthly)
+    assert close(dict(series.last_24h), recent)
