@@ -129,8 +129,18 @@ def portal_cli(group: Any) -> None:
 
 
 @hookimpl
-def portal_shutdown(app: Any) -> None:
-    """Stop the PDF worker processes."""
+async def portal_startup(app: Any) -> None:
+    """Renew local subscriptions whose period ended (hourly, where the outbox worker runs)."""
+    from plugins.billing import renewals
+
+    renewals.start(app.state.portal)
+
+
+@hookimpl
+async def portal_shutdown(app: Any) -> None:
+    """Stop the renewal loop and the PDF worker processes."""
+    from plugins.billing import renewals
     from plugins.billing.pdf import shutdown_pool
 
+    await renewals.stop(app.state.portal)
     shutdown_pool(app.state.portal.state)

@@ -1,4 +1,4 @@
-"""``portal billing`` commands: connect a tenant's Stripe account, link an organization, replay, sync."""
+"""``portal billing`` commands: connect a tenant's Stripe account, link an organization, replay, sync, renew."""
 
 from __future__ import annotations
 
@@ -85,6 +85,34 @@ def register(group: click.Group) -> None:
             return await replay(await _context(tenant_slug), list(event_ids) or None)
         for event_id, outcome in run(go()).items():
             click.echo(f"{event_id}: {outcome}")
+
+    @billing.command("renew")
+    @click.option("--tenant", "tenant_slug", default=None, help="Only this tenant (default: every tenant).")
+    @click.option("--now", "now_text", default=None, help="Pretend it is this ISO time (UTC), e.g. for a re-run.")
+    def renew_command(tenant_slug: str | None, now_text: str | None) -> None:
+        """Start the next period of local subscriptions whose period ended and invoice it (safe to repeat)."""
+        from datetime import UTC, datetime
+
+        from core.app import create_app
+        from plugins.billing.renewals import renew_due
+
+        now = datetime.fromisoformat(now_text).replace(tzinfo=UTC) if now_text else None
+
+        async def go() -> Any:
+            runtime = create_app().state.portal
+            await runtime.directory.refresh()
+            tenant_id = None
+            if tenant_slug:
+                tenant = await runtime.directory.by_slug(tenant_slug)
+                if tenant is None:
+                    raise click.ClickException(f"no tenant {tenant_slug!r}")
+                tenant_id = tenant.id
+            return await renew_due(runtime, now, tenant_id)
+        report = run(go())
+        click.echo(f"renewals: {report.invoiced} invoiced, {report.paused} paused, {report.ended} ended, "
+                   f"{report.downgraded} downgraded")
+        for line in report.skipped:
+            click.echo(f"skipped {line}")
 
     @billing.command("sync")
     @click.option("--tenant", "tenant_slug", required=True)
