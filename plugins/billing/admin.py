@@ -1,4 +1,5 @@
-"""``/admin/billing`` in the tenant console: connect Stripe, rotate webhook secrets, test, Customer Portal.
+"""``/admin/billing`` in the tenant console: connect Stripe, rotate webhook secrets, test, Customer Portal,
+bill organizations through Stripe and link them to Stripe customers.
 
 Public routes (mounted at the host root while billing is enabled) guarded like every console
 page (``core.console.guard.tenant_admin``: anonymous → login, not a tenant admin → the console's
@@ -29,21 +30,39 @@ NOTICES = {
     "secret-removed": "Old webhook secret removed.",
     "disconnected": "Stripe disconnected. Your portal no longer calls Stripe and refuses its webhooks.",
     "portal": "Customer Portal saved and sent to Stripe.",
+    "provider-stripe": "Organizations linked to a Stripe customer are now billed through Stripe.",
+    "provider-local": "Billing is back on your portal's ledger. Subscriptions already in Stripe keep running there "
+                      "until you cancel them in Stripe.",
+    "provider-unchanged": "Nothing changed: billing was already set that way.",
+    "linked": "Stripe customer created and linked.",
+    "already-linked": "This organization was already linked: no second customer was created.",
 }
+
+
+def _link_notice(linked: str | None, remaining: str | None) -> str | None:
+    """The notice after "link all" (counts come back in the redirect's query)."""
+    if linked is None or not linked.isdigit():
+        return None
+    text = f"{linked} Stripe customer(s) created and linked."
+    if remaining and remaining.isdigit() and int(remaining):
+        text += f" {remaining} organization(s) are still waiting: click “Link all” again."
+    return text
 
 
 async def _page(ctx: RequestContext, *, status_code: int = 200, errors: dict[str, str] | None = None,
                 notice: str | None = None, check: service.ConnectionCheck | None = None,
-                portal: service.PortalSettings | None = None, form: str = "") -> Response[Any]:
+                portal: service.PortalSettings | None = None, form: str = "", orgs_page: int = 1) -> Response[Any]:
     errors = errors or {}
+    account = await service.connection(ctx)
     return await console_page(
         ctx, "billing/admin/stripe.html", status_code=status_code, errors=errors, error=errors.get(""),
-        failed_form=form, notice=notice, check=check, account=await service.connection(ctx),
+        failed_form=form, notice=notice, check=check, account=account,
         webhook_url=service.webhook_url(ctx), webhook_events=service.WEBHOOK_EVENTS,
         portal=portal or service.portal_settings(ctx), portal_features=service.PORTAL_FEATURES,
         cancel_modes=service.CANCEL_MODES, headline_max=service.HEADLINE_MAX,
         max_webhook_secrets=service.MAX_WEBHOOK_SECRETS, hosts=ctx.tenant.hosts,
-        provider=billing_config(ctx.tenant).provider,
+        provider=billing_config(ctx.tenant).provider, links=await service.organization_links(ctx, orgs_page),
+        dashboard=service.dashboard_base(account),
     )
 
 
@@ -52,9 +71,11 @@ def _saved(what: str) -> Redirect:
 
 
 @get(BASE, name="billing_admin_stripe", guards=GUARDS)
-async def stripe_page(ctx: Ctx, saved: FromQuery[str | None] = None) -> Response[Any]:
-    """The Stripe connection, the webhook to create in Stripe, and the Customer Portal."""
-    return await _page(ctx, notice=NOTICES.get(saved or ""))
+async def stripe_page(ctx: Ctx, saved: FromQuery[str | None] = None, linked: FromQuery[str | None] = None,
+                      remaining: FromQuery[str | None] = None, orgs_page: FromQuery[int] = 1) -> Response[Any]:
+    """The Stripe connection, the webhook to create in Stripe, the Customer Portal, billing through Stripe
+    and the organizations' links to Stripe customers."""
+    return await _page(ctx, notice=NOTICES.get(saved or "") or _link_notice(linked, remaining), orgs_page=orgs_page)
 
 
 @post(f"{BASE}/connect", name="billing_admin_connect", guards=GUARDS)
@@ -122,4 +143,34 @@ async def save_portal(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any
     return _saved("portal")
 
 
-ADMIN_PUBLIC = [stripe_page, connect_stripe, add_secret, remove_secret, check_stripe, disconnect_stripe, save_portal]
+@post(f"{BASE}/provider", name="billing_admin_provider", guards=GUARDS)
+async def switch_provider(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Bill organizations through Stripe (after a passing connection test) or back on the ledger."""
+    form = await request.form()
+    provider = str(form.get("provider") or "")
+    try:
+        changed = await service.set_provider(ctx, provider)
+    except service.AdminError as exc:
+        return await _page(ctx, status_code=400, errors=exc.errors, form="provider")
+    return Redirect(f"{BASE}?saved={'provider-' + provider if changed else 'provider-unchanged'}#billing-provider")
+
+
+@post(f"{BASE}/link", name="billing_admin_link", guards=GUARDS)
+async def link_organizations(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
+    """Create and link the Stripe customer of one organization (``organization``) or of all unlinked ones."""
+    form = await request.form()
+    page = str(form.get("orgs_page") or "1")
+    page_query = f"&orgs_page={page}" if page.isdigit() and page != "1" else ""
+    try:
+        if form.get("all"):
+            done = await service.link_all(ctx)
+            return Redirect(f"{BASE}?linked={done.linked}&remaining={done.remaining}{page_query}#organizations")
+        result = await service.link_organization(ctx, str(form.get("organization") or ""))
+    except service.AdminError as exc:
+        return await _page(ctx, status_code=400, errors=exc.errors, form="link",
+                           orgs_page=int(page) if page.isdigit() else 1)
+    return Redirect(f"{BASE}?saved={'linked' if result.linked_now else 'already-linked'}{page_query}#organizations")
+
+
+ADMIN_PUBLIC = [stripe_page, switch_provider, link_organizations, connect_stripe, add_secret, remove_secret,
+                check_stripe, disconnect_stripe, save_portal]

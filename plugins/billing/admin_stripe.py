@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,12 +27,13 @@ import stripe
 
 from core.console.service import bump_version, settings_section
 from core.context import RequestContext
-from core.db import atomic, utcnow
+from core.db import atomic, is_sqlite, utcnow
 from core.events import Target, emit
-from core.tables import Tenant
+from core.tables import Organization, Tenant
 from plugins.billing.plans import billing_config
+from plugins.billing.service import customer_of, ensure_customer
 from plugins.billing.stripe_provider import client_for, connect, stripe_account
-from plugins.billing.tables import StripeAccount
+from plugins.billing.tables import BillingCustomer, StripeAccount, Subscription
 
 SECRET_KEY = re.compile(r"^(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{8,247}$")
 WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9_+/=-]{8,200}$")
@@ -468,3 +470,241 @@ async def configure_portal(ctx: RequestContext, draft: PortalSettings) -> Portal
                    before={k: before.get(k) for k in changed}, after={k: after[k] for k in changed})
     ctx.runtime.directory.invalidate()
     return draft
+
+
+# -- billing through Stripe --------------------------------------------------------------------------------
+
+PROVIDERS = {"local": "your portal's ledger", "stripe": "Stripe"}
+
+
+async def set_provider(ctx: RequestContext, provider: str) -> bool:
+    """Switch the tenant's billing provider (``settings["billing"]["provider"]``); ``False`` when unchanged.
+
+    Turning Stripe on first runs "Test connection" with the stored key, so a tenant never sends its
+    customers to a Stripe account that refuses the key; turning it off is always allowed (also after a
+    disconnect). Only organizations linked to a Stripe customer (and not on contract) follow: ``provider_for``.
+    """
+    if provider not in PROVIDERS:
+        raise AdminError({"provider": "Choose Stripe or your portal's ledger."})
+    if provider == "stripe":
+        await _connected(ctx)
+        check = await check_connection(ctx)
+        if not check.ok:
+            detail = f" Stripe said: “{check.detail}”" if check.detail else ""
+            raise AdminError({"provider": "The connection test failed, so billing stays on your portal's ledger. "
+                                          f"{check.message}{detail}"})
+    async with atomic():
+        settings, billing = await settings_section(ctx.tenant.id, "billing")
+        before = str(billing.get("provider") or "local")
+        if before == provider:
+            return False
+        billing["provider"] = provider
+        await bump_version(ctx.tenant.id, {Tenant.settings: {**settings, "billing": billing}})
+        await emit(ctx, "billing.provider.changed", target=Target("tenant", str(ctx.tenant.id), ctx.tenant.name),
+                   before={"provider": before}, after={"provider": provider})
+    ctx.runtime.directory.invalidate()
+    return True
+
+
+# -- linking organizations to Stripe customers -------------------------------------------------------------
+
+ORGS_PER_PAGE = 25
+LINK_BATCH = 25
+"""How many customers one "link all" click creates (one Stripe call each); the page offers the rest again."""
+
+
+@dataclass(frozen=True)
+class OrgLink:
+    """One organization as the "Link organizations" table shows it."""
+
+    id: Any
+    slug: str
+    name: str
+    stripe_customer_id: str
+    contract: bool
+    billing_email: str
+    plan: str
+
+    @property
+    def state(self) -> str:
+        """``contract`` (stays on the ledger), ``linked`` or ``unlinked``."""
+        if self.contract:
+            return "contract"
+        return "linked" if self.stripe_customer_id else "unlinked"
+
+
+@dataclass(frozen=True)
+class OrgLinks:
+    """A page of the tenant's organizations with the counts over all of them."""
+
+    rows: list[OrgLink]
+    page: int
+    pages: int
+    total: int
+    linked: int
+    contract: int
+
+    @property
+    def unlinked(self) -> int:
+        """Organizations that would stay on the ledger after switching to Stripe."""
+        return self.total - self.linked - self.contract
+
+
+async def organization_links(ctx: RequestContext, page: int = 1) -> OrgLinks:
+    """The tenant's organizations by name with their Stripe link, contract state and plan."""
+    tenant_id = ctx.tenant.id
+    customers = {c["organization"]: c for c in await BillingCustomer.select(
+        BillingCustomer.organization, BillingCustomer.stripe_customer_id, BillingCustomer.contract_terms,
+        BillingCustomer.billing_email).where(BillingCustomer.tenant == tenant_id)}
+    total = await Organization.count().where(Organization.tenant == tenant_id)
+    contract = sum(1 for c in customers.values() if c["contract_terms"])
+    linked = sum(1 for c in customers.values() if c["stripe_customer_id"] and not c["contract_terms"])
+    pages = max(1, -(-total // ORGS_PER_PAGE))
+    page = min(max(1, page), pages)
+    orgs = await Organization.select(Organization.id, Organization.slug, Organization.name).where(
+        Organization.tenant == tenant_id).order_by(Organization.name).order_by(Organization.id).limit(
+        ORGS_PER_PAGE).offset((page - 1) * ORGS_PER_PAGE)
+    plans = {}
+    if orgs:
+        config = billing_config(ctx.tenant)
+        for sub in await Subscription.select(Subscription.organization, Subscription.plan_id).where(
+                Subscription.tenant == tenant_id, Subscription.organization.is_in([o["id"] for o in orgs])):
+            plan = config.plan(sub["plan_id"])
+            plans[sub["organization"]] = plan.name if plan else sub["plan_id"]
+    rows = []
+    for org in orgs:
+        customer = customers.get(org["id"]) or {}
+        rows.append(OrgLink(org["id"], org["slug"], org["name"], customer.get("stripe_customer_id") or "",
+                            bool(customer.get("contract_terms")), customer.get("billing_email") or "",
+                            plans.get(org["id"], "")))
+    return OrgLinks(rows, page, pages, total, linked, contract)
+
+
+def idempotency_key(org_id: Any) -> str:
+    """One key per organization: a retried or double click is answered by Stripe with the customer it
+    already made (Stripe scopes keys to the account and keeps them 24 hours; after that the local link
+    written on success is what prevents a second customer)."""
+    return f"portal-customer-{org_id}"
+
+
+def customer_params(ctx: RequestContext, org: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+    """The Stripe customer of an organization: its billing details (what ``sync_details`` keeps up to date)."""
+    address = {k: customer[column] for k, column in (("line1", "address_line1"), ("line2", "address_line2"),
+                                                     ("postal_code", "postal_code"), ("city", "city"),
+                                                     ("country", "country")) if customer[column]}
+    metadata = {"portal_tenant": ctx.tenant.slug, "portal_organization": str(org["id"]),
+                "portal_organization_slug": org["slug"]}
+    metadata.update({k: customer[k] for k in ("tax_id", "po_number") if customer.get(k)})
+    params: dict[str, Any] = {"name": customer["company_name"] or org["name"], "metadata": metadata}
+    if customer["billing_email"]:
+        params["email"] = customer["billing_email"]
+    if address:
+        params["address"] = address
+    return params
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """What one link did: the customer id and whether this call wrote the link."""
+
+    name: str
+    customer_id: str
+    linked_now: bool
+
+
+async def _organization(ctx: RequestContext, org_id: Any) -> dict[str, Any]:
+    try:
+        org_uuid = org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(str(org_id))
+    except ValueError:
+        org_uuid = None
+    row = None if org_uuid is None else await Organization.select(
+        Organization.id, Organization.slug, Organization.name).where(
+        Organization.tenant == ctx.tenant.id, Organization.id == org_uuid).first()
+    if row is None:
+        raise AdminError({"": "That organization is not one of your portal's (the page may be out of date)."})
+    return row
+
+
+async def link_organization(ctx: RequestContext, org_id: Any, account: dict[str, Any] | None = None) -> LinkResult:
+    """Create the organization's customer in the tenant's Stripe account and link it, at most once.
+
+    Already linked: nothing is called. Contract customers are refused (they stay on the ledger).
+    The Stripe call carries the organization's idempotency key and the link is written only where
+    none is stored, so two clicks, two tabs or a retry after a timeout end with one customer and
+    one ``billing.customer.linked`` event.
+    """
+    account = account or await _connected(ctx)
+    org = await _organization(ctx, org_id)
+    async with atomic():  # one billing row per organization even when two requests race
+        if not is_sqlite():
+            await Organization.select(Organization.id).where(Organization.id == org["id"]).lock_rows()
+        customer = await ensure_customer(ctx, org["id"], org["name"])
+    if customer["contract_terms"]:
+        raise AdminError({"": f"{org['name']} is billed on contract terms and stays on your portal's ledger."})
+    if customer["stripe_customer_id"]:
+        return LinkResult(org["name"], customer["stripe_customer_id"], False)
+    client = client_for(account)
+    try:
+        created = await _call(client.v1.customers.create, params=customer_params(ctx, org, customer),
+                              options={"idempotency_key": idempotency_key(org["id"])})
+    except stripe.IdempotencyError as exc:
+        raise AdminError({"": f"{org['name']}: its billing details changed while Stripe was creating its customer. "
+                              "Check its customers in Stripe, then try again tomorrow or link it with "
+                              "“portal billing link”."}) from exc
+    except stripe.StripeError as exc:
+        raise AdminError({"": f"{org['name']}: {explain(exc)} Stripe said: {_stripe_message(exc)}"}) from exc
+    async with atomic():
+        written = await BillingCustomer.update({BillingCustomer.stripe_customer_id: str(created.id),
+                                                BillingCustomer.updated_at: utcnow()}).where(
+            BillingCustomer.id == customer["id"], BillingCustomer.tenant == ctx.tenant.id,
+            BillingCustomer.stripe_customer_id.is_null() | (BillingCustomer.stripe_customer_id == ""),
+        ).returning(BillingCustomer.id)
+        if written:
+            await emit(ctx, "billing.customer.linked", organization_id=org["id"],
+                       target=Target("billing_customer", str(customer["id"]), org["name"]),
+                       before={"stripe_customer_id": None}, after={"stripe_customer_id": str(created.id)})
+    if not written:  # a concurrent request linked it first: report what is stored
+        stored = await customer_of(ctx.tenant.id, org["id"])
+        return LinkResult(org["name"], (stored or {}).get("stripe_customer_id") or str(created.id), False)
+    return LinkResult(org["name"], str(created.id), True)
+
+
+@dataclass(frozen=True)
+class BulkLink:
+    """What "link all" did."""
+
+    linked: int
+    remaining: int
+
+
+async def link_all(ctx: RequestContext) -> BulkLink:
+    """Create Stripe customers for unlinked, non-contract organizations, ``LINK_BATCH`` per click.
+
+    Stops at the first refusal (a revoked key would refuse every one): its message is the page's error.
+    """
+    account = await _connected(ctx)
+    linked_or_contract = {c["organization"] for c in await BillingCustomer.select(BillingCustomer.organization).where(
+        BillingCustomer.tenant == ctx.tenant.id,
+        (BillingCustomer.contract_terms != "") | (BillingCustomer.stripe_customer_id.is_not_null()
+                                                  & (BillingCustomer.stripe_customer_id != "")))}
+    waiting = [o["id"] for o in await Organization.select(Organization.id).where(
+        Organization.tenant == ctx.tenant.id).order_by(Organization.name) if o["id"] not in linked_or_contract]
+    if not waiting:
+        raise AdminError({"": "Every organization is already linked (or on contract terms)."})
+    done = 0
+    for org_id in waiting[:LINK_BATCH]:
+        try:
+            result = await link_organization(ctx, org_id, account)
+        except AdminError as exc:
+            if done:
+                exc.errors[""] = f"{done} organization(s) linked, then: {exc.errors['']}"
+            raise
+        done += int(result.linked_now)
+    return BulkLink(done, max(0, len(waiting) - LINK_BATCH))
+
+
+def dashboard_base(connection: Connection | None) -> str:
+    """Where the page links a customer id in Stripe's dashboard (none against a test server)."""
+    if connection is None or connection.api_base or connection.unreadable:
+        return ""
+    return "https://dashboard.stripe.com/" + ("test/" if connection.mode == "test" else "")

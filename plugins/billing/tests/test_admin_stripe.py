@@ -1,5 +1,5 @@
 """``/admin/billing``: a tenant admin connects Stripe, rotates webhook secrets, tests the key, configures the
-Customer Portal — against localstripe (plus the FAKE_BILLING_PORTAL configurations of test_admin_localstripe.py)."""
+Customer Portal — against localstripe (plus the FAKE_BILLING_PORTAL configurations of fake_stripe_portal.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Recorder:
 def stripe_url():
     """localstripe with the FAKE_BILLING_PORTAL routes (sessions and configurations), on 127.0.0.1."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("test_admin_localstripe.py")), str(port)],
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_stripe_portal.py")), str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 15

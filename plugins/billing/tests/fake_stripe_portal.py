@@ -1,6 +1,6 @@
-"""Not a test module: localstripe for the console tests, with one more clearly named fake (FAKE_BILLING_PORTAL).
+"""localstripe for the console tests, with one more clearly named fake (FAKE_BILLING_PORTAL).
 
-``python test_admin_localstripe.py PORT`` runs ``localstripe_server.py`` (127.0.0.1, in-memory
+``python fake_stripe_portal.py PORT`` runs ``localstripe_server.py`` (127.0.0.1, in-memory
 state, the fake billing portal *sessions* route) and adds the Customer Portal *configurations*
 localstripe lacks: ``POST /v1/billing_portal/configurations`` (create), ``POST
 /v1/billing_portal/configurations/{id}`` (update) and ``GET`` of one. Ids start with
@@ -8,6 +8,12 @@ localstripe lacks: ``POST /v1/billing_portal/configurations`` (create), ``POST
 and prices, an unknown cancellation mode, a headline over 60 characters and a return URL that
 is not an address, with Stripe's error shape (400 ``invalid_request_error`` naming the param);
 localstripe's own middleware authenticates the key (only ``sk_…`` keys pass).
+
+localstripe ignores ``Idempotency-Key``; a second clearly named fake, **FAKE_IDEMPOTENCY**, adds
+Stripe's behaviour as a middleware: a POST repeating a key (per API key) is answered with the
+first answer (header ``Idempotent-Replayed: true``) instead of running again; concurrent requests
+with one key wait for the first; the same key with other parameters is refused with Stripe's
+400 ``idempotency_error``. That is what the console's "create the Stripe customer" relies on.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 CONFIGURATIONS: dict[str, dict[str, Any]] = {}
+IDEMPOTENT: dict[tuple[str, str], tuple[bytes, int, bytes]] = {}  # (api key, key) -> (request body, status, body)
 
 
 def _bool(value: Any) -> bool:
@@ -121,6 +128,39 @@ def add_routes(app: Any) -> None:
     app.router.add_get("/v1/billing_portal/configurations/{id}", retrieve)
 
 
+def add_idempotency(app: Any) -> None:
+    """FAKE_IDEMPOTENCY: replay the first answer to a POST whose ``Idempotency-Key`` was seen before."""
+    import asyncio
+
+    from aiohttp import web
+
+    locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @web.middleware
+    async def idempotency(request: web.Request, handler: Any) -> web.StreamResponse:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            return await handler(request)
+        scope = (request.headers.get("Authorization", ""), key)
+        body = await request.read()
+        async with locks.setdefault(scope, asyncio.Lock()):
+            if scope in IDEMPOTENT:
+                first_body, status, answer = IDEMPOTENT[scope]
+                if first_body != body:
+                    return web.json_response({"error": {
+                        "type": "idempotency_error",
+                        "message": "Keys for idempotent requests can only be used with the same parameters "
+                                   "they were first used with."}}, status=400)
+                return web.Response(body=answer, status=status, content_type="application/json",
+                                    headers={"Idempotent-Replayed": "true"})
+            response = await handler(request)
+            if isinstance(response, web.Response) and response.status < 500 and response.body is not None:
+                IDEMPOTENT[scope] = (body, response.status, bytes(response.body))
+            return response
+
+    app.middlewares.append(idempotency)
+
+
 def main(port: int) -> None:
     """localstripe_server's app with the configuration routes added."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -128,6 +168,7 @@ def main(port: int) -> None:
     from localstripe import server
 
     add_routes(server.app)
+    add_idempotency(server.app)
     localstripe_server.main(port)
 
 
