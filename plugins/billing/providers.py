@@ -19,9 +19,12 @@ from core.events import Target, emit
 from plugins.billing import notices
 from plugins.billing.plans import Plan, billing_config, money
 from plugins.billing.service import (
+    add_months,
     create_invoice,
     customer_of,
+    next_period_end,
     overdue_invoices,
+    pause_refusal,
     plan_line,
     preview_change,
     subscription_of,
@@ -60,6 +63,14 @@ class BillingProvider(Protocol):
 
     async def retry_payment(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
         """Try to collect overdue invoices again."""
+        ...
+
+    async def pause(self, ctx: RequestContext, org: CurrentOrganization, months: int) -> ActionResult:
+        """Pause from the end of the paid period for ``months``: no invoices until it resumes."""
+        ...
+
+    async def resume(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """End a pause early (or call off one that has not started)."""
         ...
 
     async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:
@@ -190,6 +201,57 @@ class LocalProvider:
                 Subscription.status == "past_due")
         paid = sum(i["total"] for i in invoices)
         return ActionResult(f"Paid {money(paid, invoices[0]['currency'], config.locale)} with {note}.")
+
+    async def pause(self, ctx: RequestContext, org: CurrentOrganization, months: int) -> ActionResult:
+        """The paid period runs to its end; then nothing is invoiced until the resume date (renewals skip it)."""
+        sub = await _subscription_or_fail(ctx, org)
+        refusal = pause_refusal(billing_config(ctx.tenant), sub, months, await customer_of(ctx.tenant.id, org.id))
+        if refusal:
+            raise BillingError(refusal)
+        starts = as_utc(sub["current_period_end"])
+        assert starts is not None
+        resumes = add_months(starts, months)
+        async with atomic():
+            await Subscription.update({Subscription.pause_starts_at: starts, Subscription.pause_resumes_at: resumes,
+                                       Subscription.pending_plan_id: None, Subscription.updated_at: utcnow()}
+                                      ).where(Subscription.id == sub["id"])
+            await emit(ctx, "billing.subscription.paused", organization_id=org.id,
+                       target=Target("subscription", str(sub["id"]), org.name),
+                       after={"from": starts.isoformat(), "until": resumes.isoformat(), "months": months})
+        return ActionResult(f"Your subscription pauses on {starts:%d %b %Y} and resumes on {resumes:%d %b %Y}. "
+                            "No invoices in between.")
+
+    async def resume(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Before the pause starts: call it off. During it: a new period starts today and is invoiced."""
+        from plugins.billing.renewals import invoice_period
+
+        sub = await _subscription_or_fail(ctx, org)
+        starts, resumes = as_utc(sub["pause_starts_at"]), as_utc(sub["pause_resumes_at"])
+        if starts is None or resumes is None or sub["status"] == "canceled":
+            raise BillingError("There is no pause to end.")
+        now = utcnow()
+        cleared = {Subscription.pause_starts_at: None, Subscription.pause_resumes_at: None,
+                   Subscription.updated_at: now}
+        target = Target("subscription", str(sub["id"]), org.name)
+        async with atomic():
+            if now < starts:
+                await Subscription.update(cleared).where(Subscription.id == sub["id"])
+                await emit(ctx, "billing.subscription.resumed", organization_id=org.id, target=target,
+                           before={"until": resumes.isoformat()}, after={"paused": False})
+                return ActionResult("The pause is called off: your plan continues as before.")
+            plan = billing_config(ctx.tenant).plan(sub["plan_id"])
+            if plan is None:
+                raise BillingError("This subscription cannot be resumed online; contact support.")
+            end = next_period_end(now, plan.interval)
+            moved = await Subscription.update({**cleared, Subscription.current_period_start: now,
+                                               Subscription.current_period_end: end}).where(
+                Subscription.id == sub["id"], Subscription.pause_resumes_at == resumes).returning(Subscription.id)
+            if not moved:
+                raise BillingError("The subscription changed meanwhile; reload the page.")
+            await invoice_period(ctx, org, plan, now, end, now)
+            await emit(ctx, "billing.subscription.resumed", organization_id=org.id, target=target,
+                       before={"until": resumes.isoformat()}, after={"paused": False, "period_end": end.isoformat()})
+        return ActionResult(f"Welcome back: your subscription runs again from today; next invoice {end:%d %b %Y}.")
 
     async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:
         """Nothing to push: the ledger is the source of truth."""

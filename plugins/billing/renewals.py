@@ -96,12 +96,12 @@ async def renew_one(ctx: RequestContext, row: dict[str, Any], org: CurrentOrgani
         if pausing:
             report.paused += 1
         else:
-            await _invoice_period(ctx, org, plan, end, values["current_period_end"], now)
+            await invoice_period(ctx, org, plan, end, values["current_period_end"], now)
             report.invoiced += 1
     return {**row, **values}
 
 
-async def _invoice_period(ctx: RequestContext, org: CurrentOrganization, plan: Any, start: datetime,
+async def invoice_period(ctx: RequestContext, org: CurrentOrganization, plan: Any, start: datetime,
                           end: datetime, now: datetime) -> None:
     """The period's invoice: paid with a valid card on file, open (payment terms) for contracts and bank transfer."""
     customer = await customer_of(ctx.tenant.id, org.id)

@@ -33,6 +33,7 @@ from plugins.billing.service import (
     invoice_of,
     list_invoices,
     overdue_invoices,
+    pause_refusal,
     plan_choices,
     preview_change,
     seats_used,
@@ -174,10 +175,21 @@ async def cancel_form(ctx: Ctx) -> Response[Any]:
     sub = await subscription_view(ctx, org.id)
     if sub is None or sub.plan is None or sub.display_status in {"cancelling", "cancelled"}:
         return _back(ctx, error="There is no active subscription to cancel.")
+    return await render(ctx, "billing/cancel.html", sub=sub, reasons=CANCEL_REASONS, errors={}, form={},
+                        **await _retention(ctx, sub), **await _common(ctx))
+
+
+async def _retention(ctx: RequestContext, sub: Any) -> dict[str, Any]:
+    """What the cancel page offers instead: the dearest cheaper plan this organization may move to, and a pause of
+    1 to ``pause_max_months`` months where the tenant allows pauses."""
+    org = _org(ctx)
+    if sub is None or sub.plan is None:
+        return {"offer": None, "pause_months": []}
     cheaper = [p for p in await allowed_targets(ctx, org, sub.plan) if p.monthly_price < sub.plan.monthly_price]
-    return await render(ctx, "billing/cancel.html", sub=sub, reasons=CANCEL_REASONS,
-                        offer=max(cheaper, key=lambda p: p.monthly_price) if cheaper else None, errors={}, form={},
-                        **await _common(ctx))
+    config = billing_config(ctx.tenant)
+    can_pause = pause_refusal(config, sub.row, 1, await customer_of(ctx.tenant.id, org.id)) is None
+    return {"offer": max(cheaper, key=lambda p: p.monthly_price) if cheaper else None,
+            "pause_months": list(range(1, config.pause_max_months + 1)) if can_pause else []}
 
 
 @post("/cancel", guards=[MANAGE], name="billing_cancel")
@@ -193,8 +205,8 @@ async def cancel(ctx: Ctx, request: Request[Any, Any, Any]) -> Response[Any]:
         errors["feedback"] = "Tell us in a few words what made you cancel."
     if errors:
         sub = await subscription_view(ctx, org.id)
-        return await render(ctx, "billing/cancel.html", status_code=400, sub=sub, reasons=CANCEL_REASONS, offer=None,
-                            errors=errors, form=form, **await _common(ctx))
+        return await render(ctx, "billing/cancel.html", status_code=400, sub=sub, reasons=CANCEL_REASONS,
+                            errors=errors, form=form, **await _retention(ctx, sub), **await _common(ctx))
     try:
         result = await (await provider_for(ctx, org.id)).cancel(ctx, org, reason, feedback)
     except BillingError as exc:
@@ -207,6 +219,31 @@ async def reactivate(ctx: Ctx) -> Redirect:
     """Undo a pending cancellation."""
     try:
         result = await (await provider_for(ctx, _org(ctx).id)).reactivate(ctx, _org(ctx))
+    except BillingError as exc:
+        return _back(ctx, error=str(exc))
+    return _back(ctx, ok=result.message)
+
+
+@post("/pause", guards=[MANAGE], name="billing_pause")
+async def pause(ctx: Ctx, request: Request[Any, Any, Any]) -> Redirect:
+    """Pause instead of cancelling: from the end of the paid period for 1 to the tenant's maximum months."""
+    form = await request.form()
+    try:
+        months = int(str(form.get("months", "")))
+    except ValueError:
+        return _back(ctx, "cancel", error="Choose how many months to pause.")
+    try:
+        result = await (await provider_for(ctx, _org(ctx).id)).pause(ctx, _org(ctx), months)
+    except BillingError as exc:
+        return _back(ctx, error=str(exc))
+    return _back(ctx, ok=result.message)
+
+
+@post("/resume", guards=[MANAGE], name="billing_resume")
+async def resume(ctx: Ctx) -> Redirect:
+    """End a pause early (or call off one that has not started yet)."""
+    try:
+        result = await (await provider_for(ctx, _org(ctx).id)).resume(ctx, _org(ctx))
     except BillingError as exc:
         return _back(ctx, error=str(exc))
     return _back(ctx, ok=result.message)
@@ -279,6 +316,7 @@ async def invoice_preview(ctx: Ctx) -> Response[bytes]:
         "Content-Disposition": 'inline; filename="invoice-preview.pdf"', "Cache-Control": "no-store"})
 
 
-PAGES = [overview, invoice_pdf, plans_page, change_preview, change_confirm, cancel_form, cancel, reactivate, retry,
+PAGES = [overview, invoice_pdf, plans_page, change_preview, change_confirm, cancel_form, cancel, reactivate, pause,
+         resume, retry,
          payment_method, details, details_save]
 PUBLIC = [invoice_preview]

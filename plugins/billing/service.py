@@ -63,6 +63,16 @@ class SubscriptionView:
         """Next billing date (or the end of service when cancelling)."""
         return as_utc(self.row["current_period_end"])
 
+    @property
+    def pause_starts_at(self) -> datetime | None:
+        """When a pause begins (the end of the paid period)."""
+        return as_utc(self.row.get("pause_starts_at"))
+
+    @property
+    def pause_resumes_at(self) -> datetime | None:
+        """When billing resumes after a pause."""
+        return as_utc(self.row.get("pause_resumes_at"))
+
 
 def paused_now(row: dict[str, Any], now: datetime | None = None) -> bool:
     """Whether the subscription is inside a pause (between the paid period's end and the resume date)."""
@@ -249,6 +259,24 @@ async def plan_choices(ctx: RequestContext, org: Any, current: Plan | None,
 async def allowed_targets(ctx: RequestContext, org: Any, current: Plan | None) -> list[Plan]:
     """Plans this organization may move to now (no plugin refuses them)."""
     return [plan for plan, refusal in await plan_choices(ctx, org, current) if refusal is None]
+
+
+def pause_refusal(config: BillingConfig, row: dict[str, Any] | None, months: int,
+                  customer: dict[str, Any] | None = None) -> str | None:
+    """Why this subscription cannot be paused for ``months`` (None: it can): the tenant must offer pauses
+    (``[settings.billing] pause_allowed``, up to ``pause_max_months``), and only a running, paid-up subscription
+    with no other change pending pauses."""
+    if not config.pause_allowed:
+        return "Pausing is not offered on this plan."
+    if not 1 <= months <= config.pause_max_months:
+        return f"Choose a pause of 1 to {config.pause_max_months} months."
+    if customer is not None and customer["contract_terms"]:
+        return "Your contract sets your plan; contact your account manager."
+    if row is None or row["status"] != "active" or row["cancel_at_period_end"]:
+        return "Only an active subscription can be paused."
+    if row["pause_resumes_at"] is not None:
+        return "This subscription is already paused."
+    return None
 
 
 def allowed_by_tenant(config: BillingConfig, current_plan_id: str | None, target_id: str) -> bool:

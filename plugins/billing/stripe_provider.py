@@ -18,7 +18,7 @@ import anyio
 import stripe
 
 from core.context import CurrentOrganization, RequestContext
-from core.db import atomic, utcnow
+from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from plugins.billing.plans import Plan
 from plugins.billing.providers import ActionResult, BillingError
@@ -150,6 +150,42 @@ class StripeProvider:
             paid = await call(self.client.v1.invoices.pay, invoice["stripe_invoice_id"])
             await apply_invoice(ctx, paid.to_dict(), 0, force=True)
         return ActionResult("Payment collected.")
+
+    async def pause(self, ctx: RequestContext, org: CurrentOrganization, months: int) -> ActionResult:
+        """``pause_collection`` (behaviour ``void``) resuming ``months`` after the paid period ends: Stripe keeps the
+        subscription and voids the invoices it would send meanwhile."""
+        from plugins.billing.plans import billing_config
+        from plugins.billing.service import add_months, pause_refusal
+
+        row = await self._sub(ctx, org)
+        refusal = pause_refusal(billing_config(ctx.tenant), row, months, await customer_of(ctx.tenant.id, org.id))
+        if refusal:
+            raise BillingError(refusal)
+        starts = as_utc(row["current_period_end"])
+        assert starts is not None
+        resumes = add_months(starts, months)
+        updated = await call(self.client.v1.subscriptions.update, row["stripe_subscription_id"], params={
+            "pause_collection": {"behavior": "void", "resumes_at": int(resumes.timestamp())}})
+        await self._mirror(ctx, updated)
+        async with atomic():
+            await emit(ctx, "billing.subscription.paused", organization_id=org.id,
+                       target=Target("subscription", str(row["id"]), org.name),
+                       after={"until": resumes.isoformat(), "months": months, "provider": "stripe"})
+        return ActionResult(f"Your subscription pauses on {starts:%d %b %Y} and resumes on {resumes:%d %b %Y}. "
+                            "No invoices in between.")
+
+    async def resume(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
+        """Unset ``pause_collection``: Stripe invoices again from the next period."""
+        row = await self._sub(ctx, org)
+        if row["pause_resumes_at"] is None:
+            raise BillingError("There is no pause to end.")
+        updated = await call(self.client.v1.subscriptions.update, row["stripe_subscription_id"],
+                             params={"pause_collection": ""})
+        await self._mirror(ctx, updated)
+        async with atomic():
+            await emit(ctx, "billing.subscription.resumed", organization_id=org.id,
+                       target=Target("subscription", str(row["id"]), org.name), after={"paused": False})
+        return ActionResult("The pause is over: your subscription is invoiced again from the next period.")
 
     async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:
         """Name, email and address onto the Stripe customer (what Stripe prints on its own documents)."""

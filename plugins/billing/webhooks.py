@@ -65,6 +65,16 @@ def _plan_id(ctx: RequestContext, sub: dict[str, Any]) -> str | None:
     return plan.id if plan else None
 
 
+def _pause(sub: dict[str, Any], row: dict[str, Any] | None, period_end: datetime) -> dict[str, Any]:
+    """Stripe's ``pause_collection`` as our pause: from the end of the paid period to ``resumes_at``."""
+    pause = sub.get("pause_collection") or {}
+    resumes = _ts(pause.get("resumes_at")) if isinstance(pause, dict) else None
+    if resumes is None:
+        return {"pause_starts_at": None, "pause_resumes_at": None}
+    starts = (row or {}).get("pause_starts_at") or period_end
+    return {"pause_starts_at": starts, "pause_resumes_at": resumes}
+
+
 async def apply_subscription(ctx: RequestContext, sub: dict[str, Any], created: int, *, deleted: bool = False,
                              force: bool = False) -> str:
     """Mirror a Stripe subscription onto the organization's row (unless a newer event already did)."""
@@ -84,6 +94,7 @@ async def apply_subscription(ctx: RequestContext, sub: dict[str, Any], created: 
         "current_period_end": end, "stripe_subscription_id": sub.get("id"), "updated_at": utcnow(),
         "canceled_at": _ts(sub.get("canceled_at")),
         "source_created": max(created, row["source_created"] if row else 0),
+        **_pause(sub, row, end),
     }
     if row is None:
         await Subscription.insert(Subscription(id=uuid.uuid4(), tenant=ctx.tenant.id,
