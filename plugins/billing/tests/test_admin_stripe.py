@@ -3,6 +3,8 @@ Customer Portal — against localstripe (plus the FAKE_BILLING_PORTAL configurat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -85,7 +87,8 @@ async def app(portal_app_factory, stripe_url, recorder):
 def tenant_factory(make_tenant, app):
     async def factory(**overrides: Any) -> Any:
         tenant = await make_tenant(plugins=["billing", "recorder"],
-                                   settings=billing_settings(provider="stripe", price_mode="plan", **overrides))
+                                   settings=billing_settings(**{"provider": "stripe", "price_mode": "plan",
+                                                                **overrides}))
         await User.update({User.is_tenant_admin: True}).where(User.tenant == tenant.id,
                                                               User.email == tenant.email("admin"))
         await app.state.portal.directory.refresh()
@@ -508,3 +511,252 @@ async def test_connect_and_test_in_the_browser(app, tenant_factory, stripe_url):
         assert await page.inner_text("#copy-status") == "Copied to the clipboard."
         assert await page.get_attribute("a[href='/admin/billing']", "aria-current") == "page"
         await page.screenshot(path=artifact("billing-admin-stripe.png"), full_page=True)
+
+
+# -- billing through Stripe: the provider switch ----------------------------------------------------------
+
+async def test_switching_billing_to_stripe_and_back(app, tenant_factory, recorder, stripe_url):
+    tenant = await tenant_factory(provider="local")
+    async with admin(app, tenant) as client:
+        page = (await client.get(PAGE)).text
+        assert 'data-testid="provider-state">off<' in page and "Connect Stripe first." in page
+        assert 'data-testid="provider-on"' not in page
+        response = await post(client, f"{PAGE}/provider", {"provider": "stripe"})
+        assert response.status_code == 400 and "not connected yet" in response.text
+
+        # a key Stripe refuses: the connection test runs on switching and nothing changes
+        assert (await connect(client, "rk_test_" + "w" * 24)).status_code == 302
+        response = await post(client, f"{PAGE}/provider", {"provider": "stripe"})
+        assert response.status_code == 400 and 'id="provider-error"' in response.text
+        assert "connection test failed" in response.text and "did not accept this secret key" in response.text
+        assert (await tenant_settings(tenant))["billing"]["provider"] == "local"
+
+        assert (await connect(client)).status_code == 302
+        response = await post(client, f"{PAGE}/provider", {"provider": "paypal"})
+        assert response.status_code == 400 and "Choose Stripe" in response.text
+        response = await post(client, f"{PAGE}/provider", {"provider": "stripe"})
+        assert response.status_code == 302 and "saved=provider-stripe" in response.headers["location"]
+        stored = (await tenant_settings(tenant))["billing"]
+        assert stored["provider"] == "stripe" and stored["plans"]  # the rest of the section is kept
+        page = (await client.get(response.headers["location"])).text  # the tenant snapshot follows at once
+        assert "now billed through Stripe" in page and 'data-testid="provider-state">on<' in page
+        assert "billed through Stripe once linked" in page and 'data-testid="provider-off"' in page
+        assert app.state.portal.directory.get(tenant.id).settings["billing"]["provider"] == "stripe"
+
+        response = await post(client, f"{PAGE}/provider", {"provider": "stripe"})
+        assert "saved=provider-unchanged" in response.headers["location"]
+        response = await post(client, f"{PAGE}/provider", {"provider": "local"})
+        assert "saved=provider-local" in response.headers["location"]
+        page = (await client.get(response.headers["location"])).text
+        assert "Billing is back on your portal" in page and 'data-testid="provider-state">off<' in page
+        # switching off needs no connection: after a disconnect the admin can still move back
+        await post(client, f"{PAGE}/provider", {"provider": "stripe"})
+        assert (await post(client, f"{PAGE}/disconnect", {"confirm": "disconnect"})).status_code == 302
+        page = (await client.get(PAGE)).text
+        assert "Billing is set to Stripe but Stripe is not connected" in page
+        assert (await post(client, f"{PAGE}/provider", {"provider": "local"})).status_code == 302
+    events = recorder.of("billing.provider.changed", tenant.id)
+    assert [(e.before, e.after) for e in events] == [
+        ({"provider": "local"}, {"provider": "stripe"}), ({"provider": "stripe"}, {"provider": "local"}),
+        ({"provider": "local"}, {"provider": "stripe"}), ({"provider": "stripe"}, {"provider": "local"})]
+    assert (await tenant_settings(tenant))["billing"]["provider"] == "local"
+
+
+# -- linking organizations to Stripe customers ------------------------------------------------------------
+
+async def add_org(app, tenant, name: str, profile: str | None = None, org_id: Any = None) -> dict[str, Any]:
+    """An organization of ``tenant`` (or its first one) seeded with billing details like the demo's."""
+    import uuid
+
+    from core.context import CurrentOrganization
+    from core.db import utcnow
+    from core.tables import Organization
+    from plugins.billing.seed import PROFILES, seed_organization
+
+    if org_id is None:
+        org_id = uuid.uuid4()
+        await Organization.insert(Organization(id=org_id, tenant=tenant.id, slug=f"{name.lower()}-{org_id.hex[:6]}",
+                                               name=name, created_at=utcnow()))
+    org = await Organization.select().where(Organization.id == org_id).first()
+    if profile:
+        PROFILES.setdefault(org["slug"], PROFILES[profile])
+    runtime = app.state.portal
+    ctx = system_context(runtime, runtime.directory.get(tenant.id),
+                         organization=CurrentOrganization(org["id"], org["slug"], org["name"]))
+    await seed_organization(ctx, org)
+    return org
+
+
+def stripe_customers_of(stripe_url: str, org_id: Any) -> list[dict[str, Any]]:
+    """The customers localstripe holds for one organization (its store is shared by every key)."""
+    remote = stripe.StripeClient(KEY, base_addresses={"api": stripe_url})
+    return [c.to_dict() for c in remote.v1.customers.list(params={"limit": 100}).auto_paging_iter()
+            if (c.to_dict().get("metadata") or {}).get("portal_organization") == str(org_id)]
+
+
+async def customer_row(org_id: Any) -> dict[str, Any]:
+    from plugins.billing.tables import BillingCustomer
+
+    return await BillingCustomer.select().where(BillingCustomer.organization == org_id).first()
+
+
+async def test_linking_creates_one_customer_even_when_posted_twice(app, tenant_factory, recorder, stripe_url):
+    tenant = await tenant_factory(provider="local")
+    first = await add_org(app, tenant, "Rocket", "rocket-labs")
+    second = await add_org(app, tenant, "Cypress", "cypress-creek")
+    async with admin(app, tenant) as client:
+        page = (await client.get(PAGE)).text
+        assert page.count('data-state="unlinked"') == 3 and "Create Stripe customer" not in page  # not connected
+        assert (await connect(client)).status_code == 302
+        page = (await client.get(PAGE)).text
+        assert page.count("Create Stripe customer") == 3 and "Link all 3 not linked" in page
+
+        # two clicks in a row
+        for expected in ("saved=linked", "saved=already-linked"):
+            response = await post(client, f"{PAGE}/link", {"organization": str(first["id"])})
+            assert response.status_code == 302 and expected in response.headers["location"]
+        # two requests at once (a double click, two tabs)
+        token = await csrf_token(client, PAGE)
+        both = await asyncio.gather(*(client.post(f"{PAGE}/link", data={"_csrf_token": token,
+                                                                       "organization": str(second["id"])})
+                                      for _ in range(2)))
+        assert sorted(r.headers["location"].split("?")[1].split("#")[0] for r in both) == [
+            "saved=already-linked", "saved=linked"]
+        page = (await client.get(PAGE)).text
+        assert "Stripe customer created and linked." not in page and page.count('data-state="linked"') == 2
+
+    for org, company, email in ((first, "Rocket Labs GmbH", f"finance@{first['slug']}.example"),
+                                (second, "Cypress Creek Industries, Inc.", f"finance@{second['slug']}.example")):
+        remote = stripe_customers_of(stripe_url, org["id"])
+        assert len(remote) == 1, remote
+        assert (await customer_row(org["id"]))["stripe_customer_id"] == remote[0]["id"]
+        assert remote[0]["name"] == company and remote[0]["email"] == email
+        assert remote[0]["metadata"]["portal_tenant"] == tenant.slug
+        assert remote[0]["address"]["country"] in ("DE", "US") and remote[0]["address"]["line1"]
+        assert f'<code class="value">{remote[0]["id"]}</code>' in page
+    assert stripe_customers_of(stripe_url, first["id"])[0]["metadata"]["po_number"] == "PO-2025-118"
+    events = recorder.of("billing.customer.linked", tenant.id)
+    assert sorted(e.organization_id for e in events) == sorted([first["id"], second["id"]])
+    assert {e.after["stripe_customer_id"] for e in events} == {
+        (await customer_row(o["id"]))["stripe_customer_id"] for o in (first, second)}
+
+
+async def test_link_all_skips_contract_customers_and_linked_ones(app, tenant_factory, recorder, stripe_url):
+    tenant = await tenant_factory(provider="local")
+    main = await add_org(app, tenant, "Main", org_id=tenant.org_id)
+    contract = await add_org(app, tenant, "Springfield", "springfield-power")
+    anvil = await add_org(app, tenant, "Anvil", "anvil-works")
+    bare = await add_org(app, tenant, "Bare")  # no billing row of its own yet: made on linking
+    from plugins.billing.tables import BillingCustomer
+    await BillingCustomer.delete().where(BillingCustomer.organization == bare["id"])
+    async with admin(app, tenant) as client:
+        assert (await connect(client)).status_code == 302
+        response = await post(client, f"{PAGE}/link", {"organization": str(contract["id"])})
+        assert response.status_code == 400 and "contract terms" in response.text
+        assert (await post(client, f"{PAGE}/link", {"organization": str(main["id"])})).status_code == 302
+        page = (await client.get(PAGE)).text
+        assert f'data-org="{contract["slug"]}" data-state="contract"' in page
+        assert "Link all 2 not linked" in page
+
+        response = await post(client, f"{PAGE}/link", {"all": "1"})
+        assert response.status_code == 302 and "linked=2&remaining=0" in response.headers["location"]
+        page = (await client.get(response.headers["location"])).text
+        assert "2 Stripe customer(s) created and linked." in page and 'data-testid="link-all"' not in page
+        counts = re.sub(r"\s+", " ", re.search(r'data-testid="link-counts">(.*?)</p>', page, re.S).group(1))
+        assert "<strong>3</strong> linked" in counts and "<strong>0</strong> not linked" in counts
+        assert "<strong>1</strong> on contract" in counts
+        response = await post(client, f"{PAGE}/link", {"all": "1"})
+        assert response.status_code == 400 and "already linked" in response.text
+    assert stripe_customers_of(stripe_url, contract["id"]) == []
+    assert not (await customer_row(contract["id"]))["stripe_customer_id"]
+    for org in (main, anvil, bare):
+        assert len(stripe_customers_of(stripe_url, org["id"])) == 1
+    bare_remote = stripe_customers_of(stripe_url, bare["id"])[0]
+    assert bare_remote["name"] == "Bare" and not bare_remote.get("email")
+    assert len(recorder.of("billing.customer.linked", tenant.id)) == 3
+
+
+async def test_switch_and_link_are_refused_to_others(app, tenant_factory, recorder, stripe_url):
+    tenant, other = await tenant_factory(provider="local"), await tenant_factory(provider="local")
+    org = await add_org(app, tenant, "Rocket", "rocket-labs")
+    async with admin(app, tenant) as client:
+        assert (await connect(client)).status_code == 302
+    # an organization owner is not a tenant admin
+    async with client_for(app, tenant.host) as owner:
+        assert (await login(owner, tenant.email("owner"))).status_code == 302
+        token = await csrf_token(owner, "/account")
+        for path, data in ((f"{PAGE}/provider", {"provider": "stripe"}),
+                           (f"{PAGE}/link", {"organization": str(org["id"])}), (f"{PAGE}/link", {"all": "1"})):
+            response = await owner.post(path, data={"_csrf_token": token, **data})
+            assert response.status_code == 403 and "administrators of this portal" in response.text, path
+    # another tenant's admin: the session is not one on this host, and their own console can't reach our orgs
+    async with admin(app, other) as foreign:
+        assert (await connect(foreign)).status_code == 302
+        response = await post(foreign, f"{PAGE}/link", {"organization": str(org["id"])})
+        assert response.status_code == 400 and "is not one of your portal" in response.text
+        assert org["name"] not in (await foreign.get(PAGE)).text
+        async with client_for(app, tenant.host) as borrowed:
+            borrowed.cookies.set("portal_session", foreign.cookies.get("portal_session"))
+            response = await borrowed.post(f"{PAGE}/provider", data={"_csrf_token": await csrf_token(foreign, PAGE),
+                                                                      "provider": "stripe"})
+            assert response.status_code in (302, 403) and "saved=" not in response.headers.get("location", "")
+        assert (await post(foreign, f"{PAGE}/provider", {"provider": "stripe"})).status_code == 302
+    assert (await tenant_settings(tenant))["billing"]["provider"] == "local"
+    assert (await tenant_settings(other))["billing"]["provider"] == "stripe"
+    assert stripe_customers_of(stripe_url, org["id"]) == []
+    assert not (await customer_row(org["id"]))["stripe_customer_id"]
+    assert recorder.of("billing.provider.changed", tenant.id) == []
+    assert recorder.of("billing.customer.linked", tenant.id) == []
+
+
+async def test_linked_organization_is_billed_through_stripe_once_switched(app, tenant_factory, stripe_url):
+    from core.context import CurrentOrganization
+    from plugins.billing.providers import LocalProvider, provider_for
+    from plugins.billing.stripe_provider import StripeProvider
+    from plugins.billing.tables import Subscription
+    from plugins.billing.webhooks import sync_organization
+
+    tenant = await tenant_factory(provider="local")
+    org = await add_org(app, tenant, "Main", org_id=tenant.org_id)  # starter, like every unnamed demo org
+    remote = stripe.StripeClient(KEY, base_addresses={"api": stripe_url})
+    for plan_id, amount in (("starter", 1900), ("team", 4900)):
+        with contextlib.suppress(stripe.StripeError):  # created by an earlier test of this module
+            remote.v1.plans.create(params={"id": plan_id, "amount": amount, "currency": "eur", "interval": "month",
+                                           "product": {"name": plan_id.title()}})
+    runtime = app.state.portal
+
+    def org_ctx() -> Any:
+        return system_context(runtime, runtime.directory.get(tenant.id),
+                              organization=CurrentOrganization(org["id"], org["slug"], org["name"]))
+
+    billing = f"/o/{tenant.org_slug}/billing"
+    async with admin(app, tenant) as client:
+        assert (await connect(client)).status_code == 302
+        assert (await post(client, f"{PAGE}/link", {"organization": str(org["id"])})).status_code == 302
+        # linked but the tenant still bills on the ledger: the local provider, no Stripe card page
+        assert isinstance(await provider_for(org_ctx(), org["id"]), LocalProvider)
+        async with client_for(app, tenant.host) as owner:
+            await login(owner, tenant.email("owner"))
+            response = await owner.post(f"{billing}/payment-method", data={"_csrf_token": await csrf_token(owner,
+                                                                                                            billing)})
+            assert response.status_code in (302, 303) and "FAKE_BILLING_PORTAL" not in response.headers["location"]
+
+        assert (await post(client, f"{PAGE}/provider", {"provider": "stripe"})).status_code == 302
+    await runtime.directory.ensure_fresh()  # what the next request does after the console invalidated it
+    assert isinstance(await provider_for(org_ctx(), org["id"]), StripeProvider)
+
+    customer_id = (await customer_row(org["id"]))["stripe_customer_id"]
+    pm = remote.v1.payment_methods.attach("pm_card_visa", params={"customer": customer_id})
+    remote.v1.customers.update(customer_id, params={"invoice_settings": {"default_payment_method": pm.id}})
+    created = remote.v1.subscriptions.create(params={"customer": customer_id, "items": [{"plan": "starter"}]})
+    await sync_organization(org_ctx(), org_ctx().organization)
+    async with client_for(app, tenant.host) as owner:
+        await login(owner, tenant.email("owner"))
+        token = await csrf_token(owner, billing)
+        response = await owner.post(f"{billing}/payment-method", data={"_csrf_token": token})
+        assert response.status_code == 303 and "FAKE_BILLING_PORTAL" in response.headers["location"]
+        response = await owner.post(f"{billing}/plans/team", data={"_csrf_token": token})
+        assert response.status_code in (302, 303), response.text
+    assert remote.v1.subscriptions.retrieve(created.id).to_dict()["items"]["data"][0]["plan"]["id"] == "team"
+    sub = await Subscription.select().where(Subscription.organization == org["id"]).first()
+    assert sub["plan_id"] == "team" and sub["stripe_subscription_id"] == created.id
