@@ -19,6 +19,7 @@ from core.events import Target, emit
 from plugins.billing import notices
 from plugins.billing.plans import Plan, billing_config, money
 from plugins.billing.service import (
+    Proration,
     add_months,
     create_invoice,
     customer_of,
@@ -55,6 +56,11 @@ class BillingProvider(Protocol):
 
     async def cancel(self, ctx: RequestContext, org: CurrentOrganization, reason: str, feedback: str) -> ActionResult:
         """Cancel at the end of the current period."""
+        ...
+
+    async def preview(self, ctx: RequestContext, org: CurrentOrganization, sub: dict[str, Any], current: Plan,
+                      target: Plan) -> Proration:
+        """What the change would cost (the local computation, or the provider's own preview)."""
         ...
 
     async def reactivate(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
@@ -134,6 +140,11 @@ class LocalProvider:
                        target=Target("subscription", str(sub["id"]), org.name),
                        before={"plan": current.id}, after={"plan": target.id, "effective_now": proration.effective_now})
         return ActionResult(message)
+
+    async def preview(self, ctx: RequestContext, org: CurrentOrganization, sub: dict[str, Any], current: Plan,
+                      target: Plan) -> Proration:
+        """The ledger's own proration (``service.preview_change``)."""
+        return preview_change(billing_config(ctx.tenant), sub, current, target)
 
     async def cancel(self, ctx: RequestContext, org: CurrentOrganization, reason: str, feedback: str) -> ActionResult:
         """Mark the subscription to end at the period end, keeping the reason."""

@@ -35,7 +35,6 @@ from plugins.billing.service import (
     overdue_invoices,
     pause_refusal,
     plan_choices,
-    preview_change,
     seats_used,
     subscription_view,
 )
@@ -151,8 +150,11 @@ async def change_preview(ctx: Ctx, plan_id: FromPath[str]) -> Response[Any]:
         sub, current, target = await _target(ctx, plan_id)
     except BillingError as exc:
         return await _plans_page(ctx, error=str(exc), status_code=400)
-    config = billing_config(ctx.tenant)
-    proration = preview_change(config, sub.row, current, target)
+    try:
+        provider = await provider_for(ctx, _org(ctx).id)
+        proration = await provider.preview(ctx, _org(ctx), sub.row, current, target)
+    except BillingError as exc:
+        return await _plans_page(ctx, error=str(exc), status_code=400)
     return await render(ctx, "billing/change.html", sub=sub, proration=proration, **await _common(ctx))
 
 

@@ -207,6 +207,7 @@ class Proration:
     new_recurring: int
     next_date: datetime
     currency: str
+    source: str = "local"  # "stripe" when Stripe computed the amounts (its upcoming-invoice preview)
 
 
 def preview_change(config: BillingConfig, sub: dict[str, Any], current: Plan, target: Plan,

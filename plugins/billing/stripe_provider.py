@@ -22,7 +22,7 @@ from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from plugins.billing.plans import Plan
 from plugins.billing.providers import ActionResult, BillingError
-from plugins.billing.service import customer_of, subscription_of
+from plugins.billing.service import Proration, customer_of, subscription_of
 from plugins.billing.tables import StripeAccount
 
 
@@ -111,6 +111,40 @@ class StripeProvider:
                        target=Target("subscription", str(row["id"]), org.name),
                        before={"plan": row["plan_id"]}, after={"plan": target.id, "provider": "stripe"})
         return ActionResult(f"You are now on {target.name}.")
+
+    async def preview(self, ctx: RequestContext, org: CurrentOrganization, sub: dict[str, Any], current: Plan,
+                      target: Plan) -> Proration:
+        """Stripe's own numbers for an upgrade (``invoices.create_preview`` with the swapped item and a proration
+        date of now), so the preview matches what Stripe will charge. A downgrade waiting for the period end costs
+        nothing today: the local computation says so without a call."""
+        from plugins.billing.plans import billing_config
+        from plugins.billing.service import preview_change
+
+        local = preview_change(billing_config(ctx.tenant), sub, current, target)
+        if not local.effective_now:
+            return local
+        row = await self._sub(ctx, org)
+        customer = await customer_of(ctx.tenant.id, org.id)
+        assert customer is not None
+        remote = await call(self.client.v1.subscriptions.retrieve, row["stripe_subscription_id"])
+        item = remote.to_dict()["items"]["data"][0]
+        upcoming = (await call(self.client.v1.invoices.create_preview, params={
+            "customer": customer["stripe_customer_id"], "subscription": row["stripe_subscription_id"],
+            "subscription_details": {"items": [{"id": item["id"], **self._item(ctx, target)}],
+                                     "proration_date": int(utcnow().timestamp())},
+        })).to_dict()
+        lines = (upcoming.get("lines") or {}).get("data") or []
+        credit = -sum(int(line.get("amount") or 0) for line in lines if int(line.get("amount") or 0) < 0)
+        positive = [line for line in lines if int(line.get("amount") or 0) > 0]
+        prorated = [line for line in positive if line.get("proration")] or positive
+        charge = sum(int(line.get("amount") or 0) for line in prorated)
+        subtotal = charge - credit
+        total = int(upcoming.get("total") if upcoming.get("total") is not None else subtotal)
+        tax = total - int(upcoming.get("subtotal") if upcoming.get("subtotal") is not None else total)
+        due = int(upcoming.get("amount_due") if upcoming.get("amount_due") is not None else total)
+        return Proration(current, target, local.upgrade, True, credit, charge, subtotal, tax, max(0, due),
+                         target.price, local.next_date, str(upcoming.get("currency") or target.currency).upper(),
+                         source="stripe")
 
     async def cancel(self, ctx: RequestContext, org: CurrentOrganization, reason: str, feedback: str) -> ActionResult:
         """``cancel_at_period_end`` on Stripe, the reason kept locally."""

@@ -144,21 +144,68 @@ async def apply_invoice(ctx: RequestContext, inv: dict[str, Any], created: int, 
     return "processed"
 
 
-async def apply_payment_method(ctx: RequestContext, pm: dict[str, Any], created: int, detached: bool) -> str:
-    """The card shown on the billing page."""
-    customer = await _customer(ctx, pm.get("customer"))
+async def apply_payment_method(ctx: RequestContext, pm: dict[str, Any], created: int, detached: bool,
+                               previous: dict[str, Any] | None = None) -> str:
+    """The card shown on the billing page: an attached card becomes it; detaching the shown card clears it
+    (Stripe sends a detached card with ``customer`` null: the customer is in ``previous_attributes``, or found
+    by the card's id)."""
+    customer = await _customer(ctx, pm.get("customer") or (previous or {}).get("customer"))
+    if customer is None and pm.get("id"):
+        customer = await BillingCustomer.select().where(BillingCustomer.tenant == ctx.tenant.id,
+                                                        BillingCustomer.pm_id == pm["id"]).first()
     if customer is None:
         return "unknown_customer"
     if created < customer["source_created"]:
         return "stale"
+    if detached and customer["pm_id"] and customer["pm_id"] != pm.get("id"):
+        return "ignored"  # another card than the one shown
     card = pm.get("card") or {}
     await BillingCustomer.update({
+        BillingCustomer.pm_id: "" if detached else str(pm.get("id") or ""),
         BillingCustomer.pm_brand: "" if detached else str(card.get("brand", "")),
         BillingCustomer.pm_last4: "" if detached else str(card.get("last4", "")),
         BillingCustomer.pm_exp_month: 0 if detached else int(card.get("exp_month") or 0),
         BillingCustomer.pm_exp_year: 0 if detached else int(card.get("exp_year") or 0),
         BillingCustomer.source_created: created, BillingCustomer.updated_at: utcnow(),
     }).where(BillingCustomer.id == customer["id"])
+    return "processed"
+
+
+def _tax_id(obj: dict[str, Any]) -> str | None:
+    """The customer's tax id: the first of Stripe's ``tax_ids`` when expanded, else what we put in metadata."""
+    tax_ids = ((obj.get("tax_ids") or {}).get("data") or []) if isinstance(obj.get("tax_ids"), dict) else []
+    if tax_ids:
+        return str(tax_ids[0].get("value") or "")
+    metadata = obj.get("metadata") or {}
+    return str(metadata["tax_id"]) if "tax_id" in metadata else None
+
+
+async def apply_customer(ctx: RequestContext, obj: dict[str, Any], created: int) -> str:
+    """Billing details edited on Stripe's side (dashboard, Customer Portal) into the local copy; newest wins."""
+    customer = await _customer(ctx, obj.get("id"))
+    if customer is None:
+        return "unknown_customer"
+    if created < customer["details_source_created"]:
+        return "stale"
+    address = obj.get("address") or {}
+    values: dict[str, Any] = {"details_source_created": created, "updated_at": utcnow()}
+    if obj.get("name") is not None:
+        values["company_name"] = str(obj["name"])[:200]
+    if obj.get("email") is not None:
+        values["billing_email"] = str(obj["email"])[:320]
+    if "address" in obj:
+        values.update(address_line1=str(address.get("line1") or "")[:200],
+                      address_line2=str(address.get("line2") or "")[:200],
+                      postal_code=str(address.get("postal_code") or "")[:20], city=str(address.get("city") or "")[:100],
+                      country=str(address.get("country") or "").upper()[:2])
+    tax_id = _tax_id(obj)
+    if tax_id is not None:
+        values["tax_id"] = tax_id[:40]
+    po_number = (obj.get("metadata") or {}).get("po_number")
+    if po_number is not None:
+        values["po_number"] = str(po_number)[:60]
+    await BillingCustomer.update({getattr(BillingCustomer, k): v for k, v in values.items()}).where(
+        BillingCustomer.id == customer["id"])
     return "processed"
 
 
@@ -173,12 +220,10 @@ async def apply_event(ctx: RequestContext, event: dict[str, Any]) -> str:
             await _payment_failed(ctx, obj, event["id"])
         return outcome
     if kind in {"payment_method.attached", "payment_method.detached"}:
-        return await apply_payment_method(ctx, obj, created, kind.endswith("detached"))
+        return await apply_payment_method(ctx, obj, created, kind.endswith("detached"),
+                                          event["data"].get("previous_attributes"))
     if kind == "customer.updated":
-        customer = await _customer(ctx, obj.get("id"))
-        if customer is None:
-            return "unknown_customer"
-        return "processed"
+        return await apply_customer(ctx, obj, created)
     return "ignored"
 
 

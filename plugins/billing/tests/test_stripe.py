@@ -82,7 +82,7 @@ async def stripe_tenant(billing_app, billing_tenant, localstripe_url):
 
     from plugins.billing.stripe_provider import connect
 
-    tenant = await billing_tenant(None, provider="stripe", price_mode="plan")
+    tenant = await billing_tenant(None, provider="stripe", price_mode="plan", pause_allowed=True)
     runtime = billing_app.state.portal
     record = runtime.directory.get(tenant.id)
     ctx = system_context(runtime, record, organization=CurrentOrganization(tenant.org_id, tenant.org_slug, "Org"))
@@ -213,3 +213,109 @@ async def test_stripe_actions_cancel_reactivate_and_portal_session(billing_app, 
         assert remote.cancel_at_period_end is False
         portal = await http.post(org + "/payment-method", data={"_csrf_token": token})
         assert portal.status_code == 303 and "FAKE_BILLING_PORTAL" in portal.headers["location"]
+
+
+async def test_stripe_proration_preview_comes_from_stripe(billing_app, stripe_tenant, receiver):
+    tenant, client, customer = stripe_tenant
+    await asyncio.to_thread(client.v1.subscriptions.create, params={"customer": customer.id,
+                                                                    "items": [{"plan": "starter"}]})
+    await relay(billing_app, tenant.host, receiver, wanted=SUBSCRIBED)
+    org = f"/o/{tenant.org_slug}/billing"
+    async with client_for(billing_app, tenant.host) as http:
+        await login(http, tenant.email("owner"))
+        preview = await http.get(org + "/plans/team")
+        assert preview.status_code == 200
+        assert 'data-testid="preview-source"' in preview.text  # Stripe's numbers, not the local computation
+        # localstripe's preview: the new plan's price, minus the last invoice of the old plan as unused time
+        assert 'data-testid="charge">€49.00' in preview.text and 'data-testid="credit">−€19.00' in preview.text
+        assert 'data-testid="due-today">€30.00' in preview.text
+        downgrade = await http.get(org + "/plans/starter")
+        assert downgrade.status_code == 400  # already on starter: not offered
+
+
+async def test_pause_sends_pause_collection_and_resume_unsets_it(billing_app, stripe_tenant, receiver, localstripe_url):
+    """localstripe has no pause_collection: the FAKE_PAUSE_COLLECTION route records what the SDK sends."""
+    from core.db import as_utc
+    from plugins.billing.service import add_months
+
+    tenant, client, customer = stripe_tenant
+    await asyncio.to_thread(client.v1.subscriptions.create, params={"customer": customer.id,
+                                                                    "items": [{"plan": "starter"}]})
+    await relay(billing_app, tenant.host, receiver, wanted=SUBSCRIBED)
+    org = f"/o/{tenant.org_slug}/billing"
+    async with client_for(billing_app, tenant.host) as http:
+        await login(http, tenant.email("owner"))
+        assert 'data-testid="pause-offer"' in (await http.get(org + "/cancel")).text
+        token = await csrf_token(http, org)
+        response = await http.post(org + "/pause", data={"_csrf_token": token, "months": "2"})
+        assert "pauses on" in (await http.get(response.headers["location"])).text
+        sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+        end = as_utc(sub["current_period_end"])
+        resumes = add_months(end, 2)
+        assert as_utc(sub["pause_starts_at"]) == end and as_utc(sub["pause_resumes_at"]) == resumes
+        sent = httpx.get(f"{localstripe_url}/FAKE_PAUSE_COLLECTION/requests", auth=("sk_test_x", "")).json()
+        mine = [r for r in sent if r["subscription"] == sub["stripe_subscription_id"]]
+        assert mine[-1]["form"] == {"pause_collection[behavior]": "void",
+                                    "pause_collection[resumes_at]": str(int(resumes.timestamp()))}
+        await http.post(org + "/resume", data={"_csrf_token": token})
+        sent = httpx.get(f"{localstripe_url}/FAKE_PAUSE_COLLECTION/requests", auth=("sk_test_x", "")).json()
+        assert [r for r in sent if r["subscription"] == sub["stripe_subscription_id"]][-1]["form"] == {
+            "pause_collection": ""}
+        sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+        assert sub["pause_starts_at"] is None and sub["pause_resumes_at"] is None
+
+
+async def test_customer_updated_from_localstripe_syncs_details_newest_wins(billing_app, stripe_tenant, receiver):
+    tenant, client, customer = stripe_tenant
+    await asyncio.to_thread(client.v1.customers.update, customer.id, params={
+        "name": "Org Finance GmbH", "email": "ap@org.example",
+        "address": {"line1": "Weg 2", "postal_code": "10115", "city": "Berlin", "country": "DE"},
+        "metadata": {"tax_id": "DE136695976", "po_number": "PO-77"}})
+    results = await relay(billing_app, tenant.host, receiver, wanted={"customer.updated"})
+    assert ("customer.updated", 200) in [(kind, status) for kind, status, _ in results]
+    row = await BillingCustomer.select().where(BillingCustomer.organization == tenant.org_id).first()
+    assert (row["company_name"], row["billing_email"], row["address_line1"], row["city"], row["country"],
+            row["tax_id"], row["po_number"]) == ("Org Finance GmbH", "ap@org.example", "Weg 2", "Berlin", "DE",
+                                                 "DE136695976", "PO-77")
+    older = json.dumps({"id": "evt_cust_old_" + tenant.slug, "type": "customer.updated",
+                        "created": int(time.time()) - 3600,
+                        "data": {"object": {"id": customer.id, "object": "customer", "name": "Old Name"}}}).encode()
+    async with client_for(billing_app, tenant.host) as http:
+        response = await http.post("/billing/webhooks/stripe", content=older, headers={"Stripe-Signature": sign(older)})
+        assert response.json()["outcome"] == "stale"
+    row = await BillingCustomer.select().where(BillingCustomer.organization == tenant.org_id).first()
+    assert row["company_name"] == "Org Finance GmbH"
+
+
+async def test_payment_method_attached_and_detached_update_the_shown_card(billing_app, stripe_tenant):
+    tenant, _client, customer = stripe_tenant
+    now = int(time.time())
+
+    def event(event_id, kind, created, pm_id, last4, customer_id, previous=None):
+        data = {"object": {"id": pm_id, "object": "payment_method", "customer": customer_id,
+                           "card": {"brand": "mastercard", "last4": last4, "exp_month": 4, "exp_year": 2031}}}
+        if previous:
+            data["previous_attributes"] = previous
+        return json.dumps({"id": f"{event_id}_{tenant.slug}", "type": kind, "created": created, "data": data}).encode()
+
+    async with client_for(billing_app, tenant.host) as http:
+        async def send(body):
+            response = await http.post("/billing/webhooks/stripe", content=body,
+                                       headers={"Stripe-Signature": sign(body)})
+            return response.json()["outcome"]
+
+        assert await send(event("evt_pm1", "payment_method.attached", now, "pm_new", "4444", customer.id)) == \
+            "processed"
+        assert await send(event("evt_pm0", "payment_method.attached", now - 50, "pm_old", "1111", customer.id)) == \
+            "stale"
+        row = await BillingCustomer.select().where(BillingCustomer.organization == tenant.org_id).first()
+        assert (row["pm_id"], row["pm_brand"], row["pm_last4"], row["pm_exp_year"]) == (
+            "pm_new", "mastercard", "4444", 2031)
+        # another card detached: the shown one stays
+        assert await send(event("evt_pm2", "payment_method.detached", now + 1, "pm_other", "9999", None,
+                                {"customer": customer.id})) == "ignored"
+        # the shown card detached (customer is null on a detached card; Stripe names it in previous_attributes)
+        assert await send(event("evt_pm3", "payment_method.detached", now + 2, "pm_new", "4444", None,
+                                {"customer": customer.id})) == "processed"
+        row = await BillingCustomer.select().where(BillingCustomer.organization == tenant.org_id).first()
+        assert (row["pm_id"], row["pm_last4"]) == ("", "")
