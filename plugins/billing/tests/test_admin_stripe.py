@@ -760,3 +760,43 @@ async def test_linked_organization_is_billed_through_stripe_once_switched(app, t
     assert remote.v1.subscriptions.retrieve(created.id).to_dict()["items"]["data"][0]["plan"]["id"] == "team"
     sub = await Subscription.select().where(Subscription.organization == org["id"]).first()
     assert sub["plan_id"] == "team" and sub["stripe_subscription_id"] == created.id
+
+
+@pytest.mark.browser
+async def test_switch_and_link_in_the_browser(app, tenant_factory, stripe_url):
+    from core.testing import PASSWORD, artifact, headless_chromium, live_server
+
+    tenant = await tenant_factory(provider="local")
+    await add_org(app, tenant, "Main", org_id=tenant.org_id)
+    await add_org(app, tenant, "Rocket", "rocket-labs")
+    contract = await add_org(app, tenant, "Springfield", "springfield-power")
+    anvil = await add_org(app, tenant, "Anvil", "anvil-works")
+    async with live_server(app) as port, headless_chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1440, "height": 1100})
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        base = f"http://{tenant.host}:{port}"
+        await page.goto(f"{base}/login?next={PAGE}")
+        await page.fill("#email", tenant.email("admin"))
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"**{PAGE}")
+        await page.fill("#secret_key", KEY)
+        await page.fill("#webhook_secret", WHSEC)
+        await page.click("text=Connect Stripe")
+        await page.wait_for_url("**saved=connected")
+
+        await page.click("[data-testid=provider-on]")
+        await page.wait_for_url("**saved=provider-stripe**")
+        assert await page.inner_text("[data-testid=provider-state]") == "on"
+        await page.locator(".stripe-billing").screenshot(path=artifact("billing-admin-stripe-unlinked.png"))
+        await page.click(f"tr[data-org='{anvil['slug']}'] >> text=Create Stripe customer")
+        await page.wait_for_url("**saved=linked**")
+        assert await page.get_attribute(f"tr[data-org='{anvil['slug']}']", "data-state") == "linked"
+        await page.click("[data-testid=link-all]")
+        await page.wait_for_url("**linked=2**")
+        states = await page.eval_on_selector_all("tr[data-testid=org-link]", "rows => rows.map(r => r.dataset.state)")
+        assert sorted(states) == ["contract", "linked", "linked", "linked"]
+        assert await page.get_attribute(f"tr[data-org='{contract['slug']}']", "data-state") == "contract"
+        await page.screenshot(path=artifact("billing-admin-stripe-billing.png"), full_page=True)
+        await page.locator("#billing-provider").screenshot(path=artifact("billing-admin-stripe-provider.png"))
+        await page.locator("#organizations").screenshot(path=artifact("billing-admin-stripe-organizations.png"))
