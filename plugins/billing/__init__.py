@@ -75,7 +75,8 @@ async def portal_dashboard_cards(ctx: RequestContext) -> list[DashboardCard]:
     if sub is None or sub.plan is None:
         return []
     config = billing_config(ctx.tenant)
-    status = {"past_due": "Payment past due", "cancelling": "Cancelling", "cancelled": "Cancelled"}.get(
+    status = {"past_due": "Payment past due", "cancelling": "Cancelling", "cancelled": "Cancelled",
+              "paused": "Paused", "trialing": "Trialing"}.get(
         sub.display_status, "Active")
     return [DashboardCard(title="Plan", value=sub.plan.name, link=ctx.org_url("billing"), link_label="Billing",
                           description=f"{status} · {money(sub.plan.price, sub.plan.currency, config.locale)} / "
