@@ -487,7 +487,10 @@ async def set_provider(ctx: RequestContext, provider: str) -> bool:
     if provider not in PROVIDERS:
         raise AdminError({"provider": "Choose Stripe or your portal's ledger."})
     if provider == "stripe":
-        await _connected(ctx)
+        try:
+            await _connected(ctx)
+        except AdminError as exc:
+            raise AdminError({"provider": exc.errors[""]}) from exc
         check = await check_connection(ctx)
         if not check.ok:
             detail = f" Stripe said: “{check.detail}”" if check.detail else ""

@@ -522,7 +522,8 @@ async def test_switching_billing_to_stripe_and_back(app, tenant_factory, recorde
         assert 'data-testid="provider-state">off<' in page and "Connect Stripe first." in page
         assert 'data-testid="provider-on"' not in page
         response = await post(client, f"{PAGE}/provider", {"provider": "stripe"})
-        assert response.status_code == 400 and "not connected yet" in response.text
+        assert response.status_code == 400 and 'id="provider-error"' in response.text
+        assert "not connected yet" in response.text
 
         # a key Stripe refuses: the connection test runs on switching and nothing changes
         assert (await connect(client, "rk_test_" + "w" * 24)).status_code == 302
