@@ -5,6 +5,7 @@ hostname in a TLS handshake. ``200`` only when the name is a verified domain of 
 active tenant, ``404`` otherwise, so nobody can make the proxy request certificates for
 arbitrary names pointed at it. It answers on any Host (a platform route), reads only
 the in-memory tenant directory (no database query unless the snapshot is stale) and
+says yes to the platform's own host too (``PORTAL_PLATFORM_HOST``, the operator view); it
 is rate-limited per client address (``429``).
 """
 
@@ -28,7 +29,8 @@ def _limiter(runtime: Any) -> Throttle:
 
 @get("/_tls/ask", name="tls_ask", opt={"platform": True, "exclude_from_csrf": True}, include_in_schema=False)
 async def tls_ask(request: Request[Any, Any, Any], domain: FromQuery[str] = "") -> Response[str]:
-    """200 for a verified, active tenant domain; 404 for anything else; 429 when asked too often."""
+    """200 for a verified, active tenant domain or the platform host; 404 for anything else; 429 when asked too
+    often."""
     runtime = request.app.state.portal
     limiter = _limiter(runtime)
     client = request.client.host if request.client else "?"
@@ -38,7 +40,8 @@ async def tls_ask(request: Request[Any, Any, Any], domain: FromQuery[str] = "") 
     await limiter.hit(client)
     await runtime.directory.ensure_fresh()
     host = normalize_host(domain)
-    if host and runtime.directory.lookup(host) is not None:
+    platform = normalize_host(runtime.settings.extra.get("platform_host"))
+    if host and (runtime.directory.lookup(host) is not None or host == platform):
         return Response("ok\n", media_type="text/plain", headers={"Cache-Control": "no-store"})
     return Response("unknown domain\n", status_code=404, media_type="text/plain",
                     headers={"Cache-Control": "no-store"})

@@ -47,3 +47,13 @@ async def test_tls_ask_is_rate_limited(portal_app_factory, make_tenant):
         assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1
     async with client_for(app, "127.0.0.1", client_ip="10.9.9.10") as other:
         assert (await other.get("/_tls/ask", params={"domain": tenant.host})).status_code == 200
+
+
+async def test_tls_ask_says_yes_to_the_platform_host(portal_app_factory):
+    app = await portal_app_factory(extra={"platform_host": "Ops.Platform.test"})
+    async with client_for(app, "127.0.0.1:8000") as proxy:
+        assert (await proxy.get("/_tls/ask", params={"domain": "ops.platform.test"})).status_code == 200
+        assert (await proxy.get("/_tls/ask", params={"domain": "x.ops.platform.test"})).status_code == 404
+    unset = await portal_app_factory()
+    async with client_for(unset, "127.0.0.1:8000") as proxy:
+        assert (await proxy.get("/_tls/ask", params={"domain": "ops.platform.test"})).status_code == 404
