@@ -801,3 +801,28 @@ async def test_switch_and_link_in_the_browser(app, tenant_factory, stripe_url):
         await page.screenshot(path=artifact("billing-admin-stripe-billing.png"), full_page=True)
         await page.locator("#billing-provider").screenshot(path=artifact("billing-admin-stripe-provider.png"))
         await page.locator("#organizations").screenshot(path=artifact("billing-admin-stripe-organizations.png"))
+
+
+async def test_link_all_goes_in_batches_and_a_refused_key_links_nothing(app, tenant_factory, stripe_url, monkeypatch):
+    from plugins.billing import admin_stripe
+
+    tenant = await tenant_factory(provider="local")
+    orgs = [await add_org(app, tenant, name) for name in ("Alpha", "Beta")]
+    async with admin(app, tenant) as client:
+        assert (await connect(client, "rk_test_" + "w" * 24)).status_code == 302  # localstripe refuses rk_ keys
+        response = await post(client, f"{PAGE}/link", {"organization": str(orgs[0]["id"])})
+        assert response.status_code == 400 and "did not accept this secret key" in response.text
+        response = await post(client, f"{PAGE}/link", {"all": "1"})
+        assert response.status_code == 400 and "did not accept this secret key" in response.text
+        assert [(await customer_row(o["id"]))["stripe_customer_id"] for o in orgs] == [None, None]
+
+        assert (await connect(client)).status_code == 302
+        monkeypatch.setattr(admin_stripe, "LINK_BATCH", 2)
+        response = await post(client, f"{PAGE}/link", {"all": "1"})  # Alpha, Beta; the tenant's own org waits
+        assert "linked=2&remaining=1" in response.headers["location"]
+        page = (await client.get(response.headers["location"])).text
+        assert "1 organization(s) are still waiting" in page and "Link all 1 not linked" in page
+        response = await post(client, f"{PAGE}/link", {"all": "1"})
+        assert "linked=1&remaining=0" in response.headers["location"]
+    for org in orgs:
+        assert len(stripe_customers_of(stripe_url, org["id"])) == 1
