@@ -107,3 +107,24 @@ async def test_stripe_subscriptions_are_left_to_stripe(billing_app, billing_tena
     end = as_utc((await sub_of(tenant))["current_period_end"])
     report = await renew_due(billing_app.state.portal, end + timedelta(days=1), tenant.id)
     assert report.invoiced == 0
+
+
+async def test_the_app_renews_in_the_background(portal_app_factory, billing_tenant):
+    """Where the outbox worker runs, ``portal_startup`` starts the renewal loop; shutdown stops it."""
+    from core.db import utcnow
+
+    tenant = await billing_tenant("rocket-labs")
+    now = utcnow()
+    await Subscription.update({Subscription.current_period_start: add_months(now, -1) - timedelta(minutes=1),
+                               Subscription.current_period_end: now - timedelta(minutes=1)}).where(
+        Subscription.organization == tenant.org_id)
+    count = len(await invoices_of(tenant))
+    app = await portal_app_factory(outbox_worker=True, extra={"billing_pdf_workers": "0",
+                                                              "billing_renew_interval": "0.2"})
+    assert "billing_renewal_task" in app.state.portal.state
+    for _ in range(100):
+        if len(await invoices_of(tenant)) > count:
+            break
+        await asyncio.sleep(0.1)
+    assert len(await invoices_of(tenant)) == count + 1
+    assert as_utc((await sub_of(tenant))["current_period_end"]) > now
