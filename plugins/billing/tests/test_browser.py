@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 async def test_invoices_pdf_download_and_upgrade_in_chromium(billing_app, billing_tenant):
-    tenant = await billing_tenant("anvil-works")  # Starter, past due, a year of invoices
+    tenant = await billing_tenant("anvil-works", pause_allowed=True)  # Starter, past due, a year of invoices
     org = f"/o/{tenant.org_slug}/billing"
     async with live_server(billing_app) as port, headless_chromium() as browser:
         context = await browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
@@ -58,6 +58,14 @@ async def test_invoices_pdf_download_and_upgrade_in_chromium(billing_app, billin
         await page.wait_for_url(f"**{org}?ok=*")
         assert "You are now on Team" in await page.locator("[role=status]").inner_text()
         await page.screenshot(path=artifact("billing-upgraded.png"), full_page=True)
+        await page.get_by_role("link", name="Cancel subscription").click()
+        await page.wait_for_url(f"**{org}/cancel")
+        assert await page.locator("[data-testid=pause-offer]").count() == 0  # past due: no pause offered
+        assert "Switch to Starter instead" in await page.locator("[data-testid=retention-offer]").inner_text()
+        await Subscription.update({Subscription.status: "active"}).where(Subscription.organization == tenant.org_id)
+        await page.reload()
+        assert await page.locator("[data-testid=pause-offer]").is_visible()
+        await page.screenshot(path=artifact("billing-cancel-retention.png"), full_page=True)
         assert errors == []
         await context.close()
     sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
