@@ -16,7 +16,7 @@ from core.contracts import UsageMetric
 from core.db import utcnow
 from plugins.usage.config import config_of
 from plugins.usage.periods import current_period, local_day
-from plugins.usage.queries import PageSeries, page_series, totals_between
+from plugins.usage.queries import PageSeries, page_series, period_totals
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ async def page_data(ctx: Any, org: Any, *, now: datetime | None = None) -> PageS
     if key not in ctx.cache:
         config = config_of(ctx)
         period = current_period(now, config.timezone)
-        ctx.cache[key] = await page_series(org.id, period.start, period.end, local_day(now, config.timezone), now)
+        ctx.cache[key] = await page_series(org.id, list(config.metrics), period.start, period.end,
+                                           local_day(now, config.timezone), now)
     return ctx.cache[key]
 
 
@@ -79,7 +80,7 @@ async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None) -
         totals = cached.totals
     else:
         period = current_period(moment, config.timezone)
-        totals = await totals_between(org.id, period.start, period.end)
+        totals = await period_totals(org.id, period.start)
     limits = await plan_limits(ctx, org)
     return [UsageMetric(m.key, m.label, used=totals.get(m.key, 0.0), limit=limits.get(m.key), unit=m.unit)
             for m in config.metrics.values()]

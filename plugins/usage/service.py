@@ -21,8 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.db import atomic, engine, is_sqlite, utcnow
-from plugins.usage.periods import local_day, utc_hour
-from plugins.usage.tables import UsageDaily, UsageEvent, UsageHourly
+from plugins.usage.periods import local_day, month_start, utc_hour
+from plugins.usage.tables import UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 
 
 @dataclass(frozen=True)
@@ -98,16 +98,19 @@ async def _upsert(table: str, bucket_column: str, tenant_id: uuid.UUID, org_id: 
 
 
 async def roll_up(tenant_id: uuid.UUID, org_id: uuid.UUID, events: Iterable[NewEvent], zone: ZoneInfo) -> None:
-    """Add events to their UTC-hour and local-day buckets (upsert increments)."""
+    """Add events to their UTC-hour, local-day and local-month buckets (upsert increments)."""
     hourly: dict[tuple[str, datetime], list[float]] = defaultdict(lambda: [0.0, 0])
     daily: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0])
+    monthly: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0])
     for event in events:
-        for bucket in (hourly[(event.metric, utc_hour(event.occurred_at))],
-                       daily[(event.metric, local_day(event.occurred_at, zone))]):
+        day = local_day(event.occurred_at, zone)
+        for bucket in (hourly[(event.metric, utc_hour(event.occurred_at))], daily[(event.metric, day)],
+                       monthly[(event.metric, month_start(day))]):
             bucket[0] += event.quantity
             bucket[1] += 1
     await _upsert("usage_hourly", "hour", tenant_id, org_id, hourly)
     await _upsert("usage_daily", "day", tenant_id, org_id, daily)
+    await _upsert("usage_monthly", "month", tenant_id, org_id, monthly)
 
 
 async def record_events(tenant_id: uuid.UUID, org_id: uuid.UUID, events: list[NewEvent], zone: ZoneInfo, *,
@@ -137,6 +140,7 @@ async def rebuild_rollups(tenant_id: uuid.UUID, org_id: uuid.UUID, zone: ZoneInf
     async with atomic():
         await UsageHourly.delete().where(UsageHourly.organization == org_id)
         await UsageDaily.delete().where(UsageDaily.organization == org_id)
+        await UsageMonthly.delete().where(UsageMonthly.organization == org_id)
         last_id = None
         while True:
             query = UsageEvent.select(UsageEvent.id, UsageEvent.metric, UsageEvent.quantity,

@@ -59,6 +59,22 @@ class UsageDaily(Table, tablename="usage_daily"):
     events = Integer(default=0)
 
 
+class UsageMonthly(Table, tablename="usage_monthly"):
+    """Sum of an organization's events of one metric in one calendar month of the tenant's time zone.
+
+    ``month`` is the month's first day. Kept beside the daily buckets so the twelve-month
+    chart and the period total read 36 rows instead of a year of days.
+    """
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade)
+    organization = ForeignKey(references=Organization, on_delete=OnDelete.cascade)
+    metric = Varchar(length=64)
+    month = Date()
+    quantity = DoublePrecision(default=0)
+    events = Integer(default=0)
+
+
 class UsageAlertSettings(Table, tablename="usage_alert_settings"):
     """The thresholds (percent of the limit) an organization wants to hear about."""
 
@@ -83,4 +99,5 @@ class UsageAlertFired(Table, tablename="usage_alert_fired"):
     fired_at = Timestamptz()
 
 
-USAGE_TABLES: list[type[Table]] = [UsageEvent, UsageHourly, UsageDaily, UsageAlertSettings, UsageAlertFired]
+USAGE_TABLES: list[type[Table]] = [UsageEvent, UsageHourly, UsageDaily, UsageMonthly, UsageAlertSettings,
+                                   UsageAlertFired]

@@ -130,7 +130,7 @@ async def test_page_series_matches_brute_force(usage_env, events, zone_name, now
     now = START + timedelta(minutes=now_minutes)
     period = current_period(now, zone)
     today = local_day(now, zone)
-    series = await page_series(org.id, period.start, period.end, today, now)
+    series = await page_series(org.id, ["api_calls", "transfer_gb"], period.start, period.end, today, now)
     totals, daily, monthly, recent = defaultdict(float), defaultdict(float), defaultdict(float), defaultdict(float)
     first_month = add_months(period.start, -11)
     for item in events:
