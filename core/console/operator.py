@@ -1,5 +1,5 @@
 """The platform operator's commands: ``portal tenants create|suspend|resume``, ``portal domains list`` and
-``portal operators create|list|disable|enable|password`` (accounts for the operator view on the platform host,
+``portal operators create|list|disable|enable|password|2fa`` (accounts for the operator view on the platform host,
 ``core.console.operator_web``).
 
 The logic lives in async functions (tested directly); the click commands only parse
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -130,27 +131,46 @@ async def domain_rows(slug: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-async def create_operator(runtime: Any, email: str, name: str = "") -> str:
-    """Create a platform operator account; returns its generated password (shown once)."""
+@dataclass(frozen=True)
+class OperatorCredentials:
+    """What the shell prints once: the generated password and the authenticator seed (either may be None)."""
+
+    email: str
+    password: str | None
+    totp_secret: str | None
+
+    def authenticator_uri(self) -> str | None:
+        """The ``otpauth://`` address to add to an authenticator app."""
+        from core.totp import provisioning_uri
+
+        return provisioning_uri(self.totp_secret, self.email, "Portal operator") if self.totp_secret else None
+
+
+async def create_operator(runtime: Any, email: str, name: str = "") -> OperatorCredentials:
+    """Create a platform operator account with a generated password and authenticator seed (both shown once)."""
     from core.console.tables import PlatformOperator
+    from core.totp import new_secret
 
     address = normalize_email(email)
     if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
         raise OperatorError(f"email: {email!r} is not an email address")
-    password = secrets.token_urlsafe(15)
+    password, seed = secrets.token_urlsafe(15), new_secret()
     async with atomic():
         if await PlatformOperator.exists().where(PlatformOperator.email == address):
             raise OperatorError(f"an operator {address} already exists (portal operators password to reset)")
         await PlatformOperator.insert(PlatformOperator(id=uuid.uuid4(), email=address, name=name.strip()[:200],
                                                        password_hash=runtime.passwords.hash(password),
+                                                       totp_secret=runtime.secrets.encrypt(seed),
                                                        created_at=utcnow()))
-    return password
+    return OperatorCredentials(address, password, seed)
 
 
-async def update_operator(runtime: Any, email: str, *, disabled: bool | None = None,
-                          new_password: bool = False) -> str | None:
-    """Disable/enable an operator or give them a new password (returned); ends their sessions either way."""
+async def update_operator(runtime: Any, email: str, *, disabled: bool | None = None, new_password: bool = False,
+                          new_totp: bool = False) -> OperatorCredentials:
+    """Disable/enable an operator, or issue a new password or authenticator seed (returned); a new secret or
+    disabling ends their sessions."""
     from core.console.tables import OperatorSession, PlatformOperator
+    from core.totp import new_secret
 
     address = normalize_email(email)
     row = await PlatformOperator.select(PlatformOperator.id).where(PlatformOperator.email == address).first()
@@ -158,17 +178,21 @@ async def update_operator(runtime: Any, email: str, *, disabled: bool | None = N
         raise OperatorError(f"no operator {address}")
     values: dict[Any, Any] = {}
     password = secrets.token_urlsafe(15) if new_password else None
+    seed = new_secret() if new_totp else None
     if password:
         values[PlatformOperator.password_hash] = runtime.passwords.hash(password)
+    if seed:
+        values[PlatformOperator.totp_secret] = runtime.secrets.encrypt(seed)
+        values[PlatformOperator.totp_last_step] = 0
     if disabled is not None:
         values[PlatformOperator.disabled] = disabled
     async with atomic():
         if values:
             await PlatformOperator.update(values).where(PlatformOperator.id == row["id"])
-        if password or disabled:
+        if password or seed or disabled:
             await OperatorSession.update({OperatorSession.revoked_at: utcnow()}).where(
                 OperatorSession.operator == row["id"], OperatorSession.revoked_at.is_null())
-    return password
+    return OperatorCredentials(address, password, seed)
 
 
 async def operator_rows() -> list[dict[str, Any]]:
@@ -241,25 +265,36 @@ def register(cli: click.Group, tenants: click.Group) -> None:
     def operators() -> None:
         """Accounts of the operator view on the platform host (PORTAL_PLATFORM_HOST/operator)."""
 
+    def _print(creds: OperatorCredentials | None) -> None:
+        if creds is None:
+            return
+        if creds.password:
+            click.echo(f"operator {creds.email} password (shown once): {creds.password}")
+        if creds.totp_secret:
+            from core.totp import group_secret
+
+            click.echo(f"authenticator key (shown once): {group_secret(creds.totp_secret)}")
+            click.echo(f"  or add this to the authenticator app: {creds.authenticator_uri()}")
+
     @operators.command("create")
     @click.argument("email")
     @click.option("--name", default="", help="Shown in the audit log next to the email.")
     def operators_create(email: str, name: str) -> None:
-        """Create an operator account; its password is printed once."""
+        """Create an operator account; its password and authenticator key are printed once."""
         from core.cli import run
 
         runtime = _runtime()
         try:
-            password = run(create_operator(runtime, email, name))
+            creds = run(create_operator(runtime, email, name))
         except OperatorError as exc:
             _fail(exc)
             return
-        click.echo(f"operator {normalize_email(email)} password (shown once): {password}")
+        _print(creds)
         host = runtime.settings.extra.get("platform_host")
         click.echo(f"sign in at: https://{host}/operator/login" if host else
                    "set PORTAL_PLATFORM_HOST to the platform's hostname to open the operator view")
 
-    def _update(email: str, **changes: Any) -> str | None:
+    def _update(email: str, **changes: Any) -> OperatorCredentials | None:
         from core.cli import run
 
         try:
@@ -286,8 +321,13 @@ def register(cli: click.Group, tenants: click.Group) -> None:
     @click.argument("email")
     def operators_password(email: str) -> None:
         """Give an operator a new generated password (printed once) and end their sessions."""
-        password = _update(email, new_password=True)
-        click.echo(f"operator {normalize_email(email)} new password (shown once): {password}")
+        _print(_update(email, new_password=True))
+
+    @operators.command("2fa")
+    @click.argument("email")
+    def operators_2fa(email: str) -> None:
+        """Give an operator a new authenticator key (lost phone); the old one stops working, sessions end."""
+        _print(_update(email, new_totp=True))
 
     @operators.command("list")
     def operators_list() -> None:

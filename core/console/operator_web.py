@@ -1,8 +1,9 @@
 """The operator view on the platform host (``PORTAL_PLATFORM_HOST``): tenants, domains, suspend / resume.
 
 Who gets in: platform operator accounts (``platform_operator``), created from the shell with
-``portal operators create EMAIL`` (the generated password is printed once), signed in with
-email and password at ``/operator/login``. Why accounts and not a shared credential from the
+``portal operators create EMAIL`` (a generated password and an authenticator key are printed
+once), signed in at ``/operator/login`` with email, password and a current authenticator code
+(TOTP, each code accepted once). Why accounts and not a shared credential from the
 environment: each action is attributed to a named person in the audit log, one person can
 be disabled (``portal operators disable``) without rotating anyone else's secret, and
 sessions can be listed and ended. Operators are not tenant users: a tenant admin's account
@@ -36,12 +37,13 @@ from piccolo.query.functions.aggregate import Count
 from core.console.operator import OperatorError, set_status
 from core.console.tables import DomainCheck, OperatorSession, PlatformOperator
 from core.context import Actor
-from core.db import as_utc, load_json, utcnow
+from core.db import as_utc, atomic, load_json, utcnow
 from core.identity import normalize_email
 from core.security import token_hash
 from core.tables import Organization, Tenant, TenantDomain
 from core.tenancy import client_address, normalize_host, request_host
 from core.themes import stylesheet
+from core.totp import matching_step, normalize_code
 
 COOKIE = "portal_operator"
 COOKIE_PATH = "/operator"
@@ -150,13 +152,21 @@ async def login_submit(request: Request[Any, Any, Any]) -> Response[Any]:
     if wait := max([await limiter.retry_after(key) for key in keys]):
         return _page(request, "operator/login.html", status_code=429, email=email,
                      error=f"Too many sign-in attempts. Try again in {max(1, wait // 60)} minute(s).")
+    code = normalize_code(str(form.get("code", "")))
     row = await PlatformOperator.select().where(PlatformOperator.email == email).first() if email else None
     ok = runtime.passwords.verify(row["password_hash"] if row else None, password)
-    if not ok or row is None or row["disabled"]:
+    step = _code_step(runtime, row, code) if ok and row is not None else None
+    if not ok or row is None or row["disabled"] or step is None:
         for key in keys:
             await limiter.hit(key)
         return _page(request, "operator/login.html", status_code=400, email=email,
-                     error="Email or password is wrong, or this operator account is disabled.")
+                     error="Email, password or authenticator code is wrong, or this operator account is disabled.")
+    async with atomic():  # each code once: a step at or below the last accepted one is a replay
+        used = await PlatformOperator.update({PlatformOperator.totp_last_step: step}).where(
+            PlatformOperator.id == row["id"], PlatformOperator.totp_last_step < step).returning(PlatformOperator.id)
+    if not used:
+        return _page(request, "operator/login.html", status_code=400, email=email,
+                     error="That authenticator code was already used; wait for the next one.")
     token = secrets.token_urlsafe(32)
     now = utcnow()
     await OperatorSession.insert(OperatorSession(
@@ -166,6 +176,17 @@ async def login_submit(request: Request[Any, Any, Any]) -> Response[Any]:
     return Redirect("/operator", cookies=[Cookie(
         key=COOKIE, value=token, path=COOKIE_PATH, httponly=True, samesite="strict",
         secure=runtime.settings.production, max_age=int(ABSOLUTE.total_seconds()))])
+
+
+def _code_step(runtime: Any, row: dict[str, Any], code: str) -> int | None:
+    """The time step of a valid authenticator code for this operator (None: wrong, or no key issued)."""
+    if not row.get("totp_secret"):
+        return None
+    try:
+        seed = runtime.secrets.decrypt(row["totp_secret"])
+    except Exception:  # noqa: BLE001 - a key encrypted under another PORTAL_SECRET_KEY reads as no key
+        return None
+    return matching_step(seed, code)
 
 
 @post("/operator/logout", name="operator_logout", opt=PLATFORM, include_in_schema=False)

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Boolean, Bytea, ForeignKey, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Bytea, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from core.tables import Tenant
@@ -26,6 +26,8 @@ class PlatformOperator(Table, tablename="platform_operator"):
     disabled = Boolean(default=False)
     created_at = Timestamptz()
     last_login_at = Timestamptz(null=True, default=None)
+    totp_secret = Text(null=True, default=None)  # encrypted with the platform key (SecretBox)
+    totp_last_step = Integer(default=0)  # a code's time step is accepted once (no replay)
 
 
 class OperatorSession(Table, tablename="operator_session"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import pyotp
 import pytest
 
 from core.console.operator import OperatorError, create_operator, update_operator
@@ -16,13 +18,18 @@ from tests.console.conftest import make_tenant_admin
 PLATFORM = "ops.platform.test"
 
 
-async def _operator(app) -> tuple[str, str]:
+async def _operator(app):
     email = f"op-{uuid.uuid4().hex[:8]}@platform.example"
-    return email, await create_operator(app.state.portal, email.upper(), "Olga Operator")
+    return await create_operator(app.state.portal, email.upper(), "Olga Operator")
 
 
-async def _sign_in(client, email: str, password: str):
-    return await form_post(client, "/operator/login", {"email": email, "password": password},
+def code(creds, steps: int = 0) -> str:
+    """The authenticator code ``steps`` 30-second steps from now (each login needs a fresh one)."""
+    return pyotp.TOTP(creds.totp_secret).at(time.time() + 30 * steps)
+
+
+async def _sign_in(client, email: str, password: str, totp: str = "000000"):
+    return await form_post(client, "/operator/login", {"email": email, "password": password, "code": totp},
                            token_from="/operator/login")
 
 
@@ -35,13 +42,16 @@ async def test_operator_lists_tenants_and_domains_and_suspends(portal_app_factor
                                                verified=False, created_at=utcnow()))
     await DomainCheck.insert(DomainCheck(id=uuid.uuid4(), tenant=tenant.id, hostname=checked, checked_at=utcnow(),
                                          ownership=False, routing=None, detail=""))
-    email, password = await _operator(app)
+    creds = await _operator(app)
+    email = creds.email
     async with client_for(app, PLATFORM) as client:
         anonymous = await client.get("/operator")
         assert anonymous.status_code == 302 and anonymous.headers["location"] == "/operator/login"
-        wrong = await _sign_in(client, email, "not-the-password")
-        assert wrong.status_code == 400 and "Email or password is wrong" in wrong.text
-        response = await _sign_in(client, email, password)
+        wrong = await _sign_in(client, email, "not-the-password", code(creds))
+        assert wrong.status_code == 400 and "Email, password or authenticator code is wrong" in wrong.text
+        no_code = await _sign_in(client, email, creds.password, "")
+        assert no_code.status_code == 400
+        response = await _sign_in(client, email, creds.password, code(creds))
         assert response.status_code == 302 and response.headers["location"] == "/operator"
         cookie = response.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/operator" in cookie
@@ -112,17 +122,28 @@ async def test_operator_view_exists_only_on_the_platform_host(portal_app_factory
         assert (await client.get("/operator/login")).status_code == 404
 
 
-async def test_disabled_operator_and_throttle(portal_app_factory):
+async def test_disabled_operator_second_factor_and_throttle(portal_app_factory):
     app = await portal_app_factory(extra={"platform_host": PLATFORM})
-    email, password = await _operator(app)
+    creds = await _operator(app)
+    email, password = creds.email, creds.password
     async with client_for(app, PLATFORM) as client:
-        assert (await _sign_in(client, email, password)).status_code == 302
+        assert (await _sign_in(client, email, password, "123")).status_code == 400
+        assert (await _sign_in(client, email, password, code(creds))).status_code == 302
+        # A code is accepted once: the same one (or an older one) again is a replay.
+        async with client_for(app, PLATFORM) as thief:
+            replay = await _sign_in(thief, email, password, code(creds))
+            assert replay.status_code == 400 and "already used" in replay.text
         await update_operator(app.state.portal, email, disabled=True)
         assert (await client.get("/operator")).status_code == 302  # session ended
-        assert (await _sign_in(client, email, password)).status_code == 400
-        new_password = await update_operator(app.state.portal, email, disabled=False, new_password=True)
-        assert (await _sign_in(client, email, password)).status_code == 400
-        assert (await _sign_in(client, email, new_password)).status_code == 302
+        assert (await _sign_in(client, email, password, code(creds, 1))).status_code == 400
+        fresh = await update_operator(app.state.portal, email, disabled=False, new_password=True)
+        assert (await _sign_in(client, email, password, code(creds, 1))).status_code == 400
+        assert (await _sign_in(client, email, fresh.password, code(creds, 1))).status_code == 302
+        # A new authenticator key (lost phone): the old key's codes stop working.
+        rekeyed = await update_operator(app.state.portal, email, new_totp=True)
+        assert (await _sign_in(client, email, fresh.password, code(creds, 1))).status_code == 400
+        assert (await _sign_in(client, email, fresh.password, code(rekeyed, 1))).status_code == 302
+        assert rekeyed.authenticator_uri().startswith("otpauth://totp/")
     async with client_for(app, PLATFORM, client_ip="10.9.8.7") as client:
         token = await csrf_token(client, "/operator/login")
         codes = [(await client.post("/operator/login", data={"_csrf_token": token, "email": f"g{i}@x.example",

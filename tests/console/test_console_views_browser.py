@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pyotp
 import pytest
 
 from core.console.operator import create_operator
@@ -74,13 +75,14 @@ async def test_customers_support_view_and_operator_in_the_browser(served, make_t
         assert await page.locator('[data-testid="support-banner"]').count() == 0
 
         email = f"olga-{uuid.uuid4().hex[:6]}@platform.example"
-        password = await create_operator(app.state.portal, email, "Olga Operator")
+        creds = await create_operator(app.state.portal, email, "Olga Operator")
         ops = await browser.new_page(viewport={"width": 1360, "height": 900})
         await ops.goto(f"http://{PLATFORM}:{port}/operator")
         await ops.wait_for_url("**/operator/login")
         await ops.screenshot(path=artifact("operator-login.png"))
         await ops.fill("#email", email)
-        await ops.fill("#password", password)
+        await ops.fill("#password", creds.password)
+        await ops.fill("#code", pyotp.TOTP(creds.totp_secret).now())
         await ops.click("button[type=submit]")
         await ops.wait_for_url("**/operator")
         await ops.fill('input[name="q"]', tenant.slug)
