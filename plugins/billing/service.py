@@ -99,11 +99,12 @@ async def customer_of(tenant_id: uuid.UUID, org_id: uuid.UUID) -> dict[str, Any]
 
 
 async def ensure_customer(ctx: RequestContext, org_id: uuid.UUID, org_name: str) -> dict[str, Any]:
-    """The customer row, created with the organization's name on first use."""
+    """The customer row, created with the organization's name on first use (once, even when two requests race)."""
     row = await customer_of(ctx.tenant.id, org_id)
     if row is None:
         await BillingCustomer.insert(BillingCustomer(
-            id=uuid.uuid4(), tenant=ctx.tenant.id, organization=org_id, company_name=org_name, updated_at=utcnow()))
+            id=uuid.uuid4(), tenant=ctx.tenant.id, organization=org_id, company_name=org_name, updated_at=utcnow(),
+        )).on_conflict(target=(BillingCustomer.tenant, BillingCustomer.organization), action="DO NOTHING")
         row = await customer_of(ctx.tenant.id, org_id)
     assert row is not None
     return row

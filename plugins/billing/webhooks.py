@@ -29,6 +29,7 @@ from core.events import Target, emit
 from core.tables import Organization
 from plugins.billing import notices
 from plugins.billing.plans import billing_config
+from plugins.billing.service import customer_of
 from plugins.billing.tables import BillingCustomer, Invoice, StripeEvent, Subscription
 
 log = logging.getLogger("portal.billing.webhooks")
@@ -319,7 +320,7 @@ async def sync_organization(ctx: RequestContext, org: CurrentOrganization) -> di
     from plugins.billing.stripe_provider import StripeProvider, call
 
     provider = await StripeProvider.for_tenant(ctx)
-    customer = await BillingCustomer.select().where(BillingCustomer.organization == org.id).first()
+    customer = await customer_of(ctx.tenant.id, org.id)
     if customer is None or not customer["stripe_customer_id"]:
         raise ValueError(f"{org.slug} has no Stripe customer id")
     counts = {"subscriptions": 0, "invoices": 0}
