@@ -83,22 +83,26 @@ def tenants() -> None:
 @tenants.command("apply")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--seed-demo", is_flag=True, help="Fill demo organizations through portal_seed_demo.")
-def tenants_apply(path: Path, seed_demo: bool) -> None:
-    """Create or update the tenants of PATH (a .toml file or a folder of them)."""
+@click.option("--reset-console", is_flag=True,
+              help="Also undo what tenant admins changed in the console (kept otherwise).")
+def tenants_apply(path: Path, seed_demo: bool, reset_console: bool) -> None:
+    """Create or update the tenants of PATH (a .toml file or a folder of them); console changes are kept."""
     from core.seeding import apply_path
 
     settings = _settings()
     try:
-        reports = run(apply_path(settings, path, seed_demo=seed_demo))
+        reports = run(apply_path(settings, path, seed_demo=seed_demo, reset_console=reset_console))
     except ValueError as exc:
         click.echo(f"portal: {exc}", err=True)
         sys.exit(1)
     for report in reports:
-        if report.changes:
-            for change in report.changes:
-                click.echo(f"{report.tenant}: {change}")
-        else:
+        for change in report.changes:
+            click.echo(f"{report.tenant}: {change}")
+        if not report.changes:
             click.echo(f"{report.tenant}: unchanged")
+        if report.kept:
+            click.echo(f"{report.tenant}: kept console changes to {', '.join(report.kept)} "
+                       "(--reset-console to apply the manifest's)")
 
 
 @tenants.command("list")

@@ -6,6 +6,13 @@ idempotent: it creates what is missing, updates what differs, reports each
 change, and running it twice reports nothing. A malformed file is rejected with
 the file, the key and the reason, before anything of it is written; each file is
 applied in one transaction.
+
+The manifest seeds a tenant; the reseller then runs it from the console. What the
+console changed is listed in ``Tenant.console_owned`` (``theme``, ``branding``,
+``logo``, ``plugins``, ``domains.primary``, ``settings.<section>``) and domains added
+there carry ``source = "console"``: applying keeps those and reports them as kept,
+so re-applying the operator's files never undoes a reseller's work. ``reset_console``
+(``portal tenants apply --reset-console``) hands everything back to the manifest.
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class ApplyReport:
 
     tenant: str
     changes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     demo_organizations: list[uuid.UUID] = field(default_factory=list)
 
 
@@ -142,8 +150,36 @@ def _branding_dict(manifest: TenantManifest) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Passwords) -> ApplyReport:
-    """Create or update the tenant of a manifest in one transaction."""
+def _owned_by_console(row: dict[str, Any] | None) -> set[str]:
+    return set(load_json(row.get("console_owned")) or []) if row else set()
+
+
+def _console_kept(wanted: dict[str, Any], current: dict[str, Any], owned: set[str], logo_differs: bool) -> list[str]:
+    """What the manifest would change but the console changed last: reported as kept."""
+    kept = [k for k in ("theme", "branding", "plugins") if k in owned and current[k] != wanted[k]]
+    kept += ["logo"] if "logo" in owned and logo_differs else []
+    settings = current["settings"] or {}
+    kept += [p for p in sorted(owned) if p.startswith("settings.")
+             and wanted["settings"].get(p.removeprefix("settings.")) != settings.get(p.removeprefix("settings."))]
+    return kept
+
+
+def _keep_console_settings(wanted: dict[str, Any], current: dict[str, Any], owned: set[str]) -> dict[str, Any]:
+    """The manifest's settings with the sections the console changed left as they are."""
+    merged = dict(wanted)
+    for path in owned:
+        if path.startswith("settings."):
+            section = path.removeprefix("settings.")
+            if section in current:
+                merged[section] = current[section]
+            else:
+                merged.pop(section, None)
+    return merged
+
+
+async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Passwords, *,
+                         reset_console: bool = False) -> ApplyReport:
+    """Create or update the tenant of a manifest in one transaction, keeping console changes (see above)."""
     report = ApplyReport(manifest.slug)
     note = report.changes.append
     now = utcnow()
@@ -156,6 +192,7 @@ async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Pa
             logo_type = "image/svg+xml" if logo_path.suffix.lower() == ".svg" else "image/png"
         wanted = {"name": manifest.name, "theme": manifest.theme, "branding": _branding_dict(manifest),
                   "plugins": manifest.plugins, "settings": manifest.settings}
+        owned = set() if reset_console else _owned_by_console(row)
         if row is None:
             tenant_id = uuid.uuid4()
             await Tenant.insert(Tenant(id=tenant_id, slug=manifest.slug, logo=logo, logo_type=logo_type,
@@ -164,16 +201,25 @@ async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Pa
         else:
             tenant_id = row["id"]
             current = {k: load_json(row[k]) if k in {"branding", "plugins", "settings"} else row[k] for k in wanted}
+            current_logo = bytes(row["logo"]) if row["logo"] else None
+            report.kept.extend(_console_kept(wanted, current, owned, logo != current_logo))
+            wanted["settings"] = _keep_console_settings(wanted["settings"], current["settings"] or {}, owned)
+            wanted.update({k: current[k] for k in ("theme", "branding", "plugins") if k in owned})
             changed = [k for k in wanted if current[k] != wanted[k]]
-            logo_changed = (bytes(row["logo"]) if row["logo"] else None) != logo
-            if changed or logo_changed:
-                updates: dict[Any, Any] = {getattr(Tenant, k): wanted[k] for k in changed}
-                updates.update({Tenant.logo: logo, Tenant.logo_type: logo_type, Tenant.version: row["version"] + 1,
-                                Tenant.updated_at: now})
+            updates: dict[Any, Any] = {getattr(Tenant, k): wanted[k] for k in changed}
+            if "logo" not in owned and logo != current_logo:
+                changed.append("logo")
+                updates.update({Tenant.logo: logo, Tenant.logo_type: logo_type})
+            if reset_console and _owned_by_console(row):
+                changed.append("console changes")
+                updates[Tenant.console_owned] = []
+            if changed:
+                updates.update({Tenant.version: row["version"] + 1, Tenant.updated_at: now})
                 await Tenant.update(updates).where(Tenant.id == tenant_id)
-                note(f"updated tenant {manifest.slug}: {', '.join(changed + (['logo'] if logo_changed else []))}")
+                note(f"updated tenant {manifest.slug}: {', '.join(changed)}")
 
-        await _apply_domains(manifest, tenant_id, note)
+        await _apply_domains(manifest, tenant_id, note, report,
+                             keep_console=not reset_console, keep_primary="domains.primary" in owned)
         user_ids = await _apply_users(manifest, tenant_id, passwords, note)
         for org in manifest.organizations:
             org_id = await _apply_organization(org, tenant_id, user_ids, note)
@@ -182,7 +228,9 @@ async def apply_manifest(manifest: TenantManifest, base_dir: Path, passwords: Pa
     return report
 
 
-async def _apply_domains(manifest: TenantManifest, tenant_id: uuid.UUID, note: Any) -> None:
+async def _apply_domains(manifest: TenantManifest, tenant_id: uuid.UUID, note: Any, report: ApplyReport, *,
+                         keep_console: bool, keep_primary: bool) -> None:
+    """The manifest's domains, its first one primary; domains added (or a primary chosen) in the console stay."""
     wanted = [d.lower().rstrip(".") for d in manifest.domains]
     taken = await TenantDomain.select(TenantDomain.hostname).where(
         TenantDomain.hostname.is_in(wanted), TenantDomain.tenant != tenant_id)
@@ -193,14 +241,19 @@ async def _apply_domains(manifest: TenantManifest, tenant_id: uuid.UUID, note: A
         primary = index == 0
         if host not in existing:
             await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant_id, hostname=host,
-                                                   is_primary=primary, verified=True, created_at=utcnow()))
+                                                   is_primary=primary and not keep_primary, verified=True,
+                                                   created_at=utcnow()))
             note(f"added domain {host}")
-        elif existing[host]["is_primary"] != primary:
+        elif existing[host]["is_primary"] != primary and not keep_primary:
             await TenantDomain.update({TenantDomain.is_primary: primary}).where(
                 TenantDomain.id == existing[host]["id"])
             note(f"{'made' if primary else 'unmade'} {host} primary")
     for host, domain in existing.items():
-        if host not in wanted:
+        if host in wanted:
+            continue
+        if keep_console and domain["source"] == "console":
+            report.kept.append(f"domain {host}")
+        else:
             await TenantDomain.delete().where(TenantDomain.id == domain["id"])
             note(f"removed domain {host}")
 

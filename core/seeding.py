@@ -10,7 +10,8 @@ from core.settings import Settings
 from core.tables import Organization
 
 
-async def apply_path(settings: Settings, path: Path, *, seed_demo: bool = False) -> list[ApplyReport]:
+async def apply_path(settings: Settings, path: Path, *, seed_demo: bool = False,
+                     reset_console: bool = False) -> list[ApplyReport]:
     """Validate every manifest first, then apply each in its own transaction, then seed."""
     from core.app import create_app
 
@@ -22,7 +23,7 @@ async def apply_path(settings: Settings, path: Path, *, seed_demo: bool = False)
     manifests = [(f, parse_manifest(f, set(runtime.themes.themes))) for f in files]
     reports = []
     for file, manifest in manifests:
-        reports.append(await apply_manifest(manifest, file.parent, runtime.passwords))
+        reports.append(await apply_manifest(manifest, file.parent, runtime.passwords, reset_console=reset_console))
     await runtime.directory.refresh()
     if seed_demo:
         for report in reports:

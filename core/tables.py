@@ -36,6 +36,7 @@ class Tenant(Table, tablename="tenant"):
     logo = Bytea(null=True, default=None)
     logo_type = Varchar(length=100, null=True, default=None)
     version = Integer(default=1)
+    console_owned = JSON(default=[])
     created_at = Timestamptz()
     updated_at = Timestamptz()
 
@@ -48,6 +49,7 @@ class TenantDomain(Table, tablename="tenant_domain"):
     hostname = Varchar(length=253, unique=True)
     is_primary = Boolean(default=False)
     verified = Boolean(default=True)
+    source = Varchar(length=20, default="manifest")
     created_at = Timestamptz()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.db import load_json
 from core.manifests import ManifestError, apply_manifest, parse_manifest
 from core.security import Passwords
 from core.tables import Membership, Organization, Tenant, TenantDomain, User
@@ -60,6 +61,52 @@ async def test_changes_are_reported(portal_database, tmp_path):
     report = await apply_manifest(parse_manifest(write(tmp_path, changed)), tmp_path, passwords)
     assert "updated tenant chg: branding" in report.changes
     assert "removed domain www.chg.example.test" in report.changes
+
+
+async def test_reapplying_keeps_what_the_console_changed(portal_database, tmp_path):
+    """The operator's files seed a tenant; re-applying them never undoes a reseller's console work."""
+    import uuid
+
+    from core.db import utcnow
+
+    passwords = Passwords("test")
+    body = MINIMAL.format(slug="kept") + '\n    [settings.billing]\n    provider = "local"\n' \
+        '    [settings.usage]\n    timezone = "UTC"\n'
+    path = write(tmp_path, body)
+    await apply_manifest(parse_manifest(path), tmp_path, passwords)
+    tenant = await Tenant.select().where(Tenant.slug == "kept").first()
+    # what the console records when a tenant admin changes colours, billing and domains
+    await Tenant.update({
+        Tenant.branding: {"primary_color": "#0f766e"},
+        Tenant.settings: {"billing": {"provider": "stripe"}, "usage": {"timezone": "UTC"}},
+        Tenant.console_owned: ["branding", "settings.billing", "domains.primary"],
+    }).where(Tenant.id == tenant["id"])
+    await TenantDomain.update({TenantDomain.is_primary: False}).where(TenantDomain.tenant == tenant["id"])
+    await TenantDomain.update({TenantDomain.is_primary: True}).where(TenantDomain.hostname == "www.kept.example.test")
+    await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=tenant["id"], hostname="portal.kept-brand.test",
+                                           is_primary=False, verified=True, source="console", created_at=utcnow()))
+
+    changed_usage = body.replace('timezone = "UTC"', 'timezone = "Europe/Berlin"')
+    report = await apply_manifest(parse_manifest(write(tmp_path, changed_usage)), tmp_path, passwords)
+    assert report.changes == ["updated tenant kept: settings"]
+    assert report.kept == ["branding", "settings.billing", "domain portal.kept-brand.test"]
+    row = await Tenant.select().where(Tenant.id == tenant["id"]).first()
+    settings = load_json(row["settings"])
+    assert settings == {"billing": {"provider": "stripe"}, "usage": {"timezone": "Europe/Berlin"}}
+    assert load_json(row["branding"]) == {"primary_color": "#0f766e"}
+    domains = {d["hostname"]: d["is_primary"] for d in await TenantDomain.select().where(
+        TenantDomain.tenant == tenant["id"])}
+    assert domains == {"kept.example.test": False, "www.kept.example.test": True, "portal.kept-brand.test": False}
+
+    reset = await apply_manifest(parse_manifest(path), tmp_path, passwords, reset_console=True)
+    assert "removed domain portal.kept-brand.test" in reset.changes and reset.kept == []
+    row = await Tenant.select().where(Tenant.id == tenant["id"]).first()
+    assert load_json(row["settings"])["billing"] == {"provider": "local"}
+    assert load_json(row["branding"]) == {"primary_color": "#123456"} and load_json(row["console_owned"]) == []
+    primary = await TenantDomain.select(TenantDomain.hostname).where(
+        TenantDomain.tenant == tenant["id"], TenantDomain.is_primary.eq(True))
+    assert primary == [{"hostname": "kept.example.test"}]
+    assert (await apply_manifest(parse_manifest(path), tmp_path, passwords)).changes == []
 
 
 @pytest.mark.parametrize(("body", "reason"), [
