@@ -65,5 +65,5 @@ class PortalContextMiddleware(ASGIMiddleware):
         if ctx.user is not None and ctx.user.is_tenant_admin:  # the console's read-only support view
             from core.console.support import COOKIE, enter
 
-            send = await enter(ctx, scope, _cookie(headers, COOKIE), send)
+            await enter(ctx, scope, _cookie(headers, COOKIE))
         await next_app(scope, receive, send)

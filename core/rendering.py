@@ -58,6 +58,7 @@ async def page_context(ctx: RequestContext) -> dict[str, Any]:
         "stylesheet_url": f"/assets/brand/{css_hash}.css",
         "logo_url": f"/assets/logo?v={ctx.tenant.version}",
         "unread_notifications": await unread_count(ctx) if ctx.user else 0,
+        "support_view": ctx.cache.get("support_view"),
         "request_path": ctx.request.url.path if ctx.request is not None else "/",
         "debug": ctx.runtime.settings.debug,
         "dev_mail": ctx.runtime.settings.mail_backend == "dev",
