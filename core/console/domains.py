@@ -178,7 +178,8 @@ async def add_domain(ctx: RequestContext, raw: str, *, with_partner: bool) -> li
                                        "support.")
                 await TenantDomain.delete().where(TenantDomain.id == existing["id"])
             await TenantDomain.insert(TenantDomain(id=uuid.uuid4(), tenant=ctx.tenant.id, hostname=name,
-                                                   is_primary=False, verified=False, created_at=utcnow()))
+                                                   is_primary=False, verified=False, source="console",
+                                                   created_at=utcnow()))
             added.append(name)
         await bump_version(ctx.tenant.id)
         for name in added:
@@ -305,7 +306,7 @@ async def set_primary(ctx: RequestContext, domain_id: str) -> str:
             TenantDomain.tenant == ctx.tenant.id, TenantDomain.is_primary.eq(True)).first()
         await TenantDomain.update({TenantDomain.is_primary: False}).where(TenantDomain.tenant == ctx.tenant.id)
         await TenantDomain.update({TenantDomain.is_primary: True}).where(TenantDomain.id == row["id"])
-        await bump_version(ctx.tenant.id)
+        await bump_version(ctx.tenant.id, owned=["domains.primary"])
         await emit(ctx, "console.domain.primary_changed", target=Target("tenant_domain", str(row["id"]),
                                                                          row["hostname"]),
                    before={"primary": previous["hostname"] if previous else None},

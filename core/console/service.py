@@ -11,6 +11,7 @@ invalidates the tenant directory, so the next request on this process sees it. W
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from core.context import RequestContext
@@ -37,9 +38,37 @@ async def tenant_row(tenant_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
-async def bump_version(tenant_id: uuid.UUID, updates: dict[Any, Any] | None = None) -> None:
-    """Write ``updates`` and a new version in one statement (call inside ``atomic()``)."""
+CONSOLE_OWNED_COLUMNS = frozenset({"theme", "branding", "plugins", "logo"})
+"""Tenant columns a manifest also sets: once the console changes one, re-applying the manifest keeps it."""
+
+
+async def _claim_for_console(tenant_id: uuid.UUID, values: dict[Any, Any], owned: Iterable[str]) -> None:
+    """Add what this change touches to ``Tenant.console_owned`` (see ``core.manifests``)."""
+    names = {column._meta.name: column for column in values}
+    row = await Tenant.select(Tenant.theme, Tenant.branding, Tenant.plugins, Tenant.settings,
+                              Tenant.console_owned).where(Tenant.id == tenant_id).first()
+    if row is None:
+        return
+    current = {"theme": row["theme"], "branding": load_json(row["branding"]), "plugins": load_json(row["plugins"])}
+    claimed = set(owned) | {name for name in names.keys() & CONSOLE_OWNED_COLUMNS
+                            if name == "logo" or current[name] != values[names[name]]}
+    if "settings" in names:
+        before, after = load_json(row["settings"]) or {}, values[Tenant.settings] or {}
+        claimed |= {f"settings.{key}" for key in set(before) | set(after) if before.get(key) != after.get(key)}
+    already = set(load_json(row["console_owned"]) or [])
+    if claimed - already:
+        values[Tenant.console_owned] = sorted(already | claimed)
+
+
+async def bump_version(tenant_id: uuid.UUID, updates: dict[Any, Any] | None = None, *,
+                       owned: Iterable[str] = ()) -> None:
+    """Write ``updates`` and a new version in one statement (call inside ``atomic()``).
+
+    What the change touches is recorded as the console's (``owned`` adds paths the columns
+    don't show, e.g. ``domains.primary``), so ``portal tenants apply`` won't undo it.
+    """
     values: dict[Any, Any] = dict(updates or {})
+    await _claim_for_console(tenant_id, values, owned)
     values[Tenant.version] = Tenant.version + 1
     values[Tenant.updated_at] = utcnow()
     await Tenant.update(values).where(Tenant.id == tenant_id)

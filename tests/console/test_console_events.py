@@ -11,7 +11,7 @@ from PIL import Image
 from core import hookimpl
 from core.console.domains import verification_token
 from core.contracts import PluginInfo
-from core.db import utcnow
+from core.db import load_json, utcnow
 from core.tables import Tenant, TenantDomain
 from core.testing import csrf_token
 
@@ -101,3 +101,8 @@ async def test_every_console_change_emits_an_event(portal_app_factory, make_tena
         assert event.actor.type == "user" and event.actor.display == tenant.email("admin"), event.type
         assert event.tenant_id == tenant.id and event.target is not None, event.type
         assert event.before is not None or event.after is not None, event.type
+    # What the console changed is now the console's: re-applying the tenant's manifest keeps it.
+    owned = (await Tenant.select(Tenant.console_owned).where(Tenant.id == tenant.id).first())["console_owned"]
+    assert sorted(load_json(owned)) == ["branding", "domains.primary", "logo", "plugins", "settings.billing"]
+    assert (await TenantDomain.select(TenantDomain.source).where(TenantDomain.hostname == custom).first()) == {
+        "source": "console"}
