@@ -123,10 +123,14 @@ async def portal_startup(app: Any) -> None:
 
 @hookimpl
 async def portal_shutdown(app: Any) -> None:
-    """Stop the meter reporter."""
+    """Stop the meter reporter and the ingest writer (closing its SQLite connection)."""
     from plugins.usage.meters import stop
+    from plugins.usage.writer import STATE_KEY
 
     await stop(app.state.portal.state.pop("usage.meters", None))
+    writer = app.state.portal.state.pop(STATE_KEY, None)
+    if writer is not None:
+        await writer.stop()
 
 
 @hookimpl
