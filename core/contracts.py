@@ -106,7 +106,7 @@ OutboxHandler = Callable[..., Any]
 
 @dataclass(frozen=True)
 class BillingSummary:
-    """What an organization pays, as the billing plugin knows it (``portal_billing_summary``).
+    """What an organization pays, as the billing plugin knows it (``portal_billing_summaries``).
 
     Amounts are ``Decimal`` in ``currency`` (ISO 4217). ``monthly_amount`` is the recurring
     price normalised to one month (a yearly plan counts a twelfth), which the console sums

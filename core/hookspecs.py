@@ -339,19 +339,21 @@ def portal_password_login_policy(ctx: Any, email: str) -> Any:
 
 
 @hookspec(firstresult=True)
-def portal_billing_summary(ctx: Any, org: Any) -> Any:
-    """What an organization pays now: a ``core.contracts.BillingSummary``, or None when unknown.
+def portal_billing_summaries(ctx: Any, orgs: Any) -> Any:
+    """What organizations pay now: ``{org id: core.contracts.BillingSummary}`` (unknown ones left out).
 
     Implemented by the billing plugin from its local copy (never a provider call), read by
-    the usage dashboard (projected bill) and the reseller console (customers' plan and
-    revenue), so neither imports billing. Called once per organization shown; keep it to
-    one or two queries.
+    the usage dashboard (projected bill, one organization) and the reseller console
+    (customers' plan and revenue totals, every organization of a tenant), so neither
+    imports billing. ``orgs`` is a list of ``core.context.CurrentOrganization``; answer a
+    whole list with a query or two, never one per organization.
 
     Example::
 
         @hookimpl
-        async def portal_billing_summary(ctx, org):
-            return BillingSummary("pro", "Pro", "active", "EUR", Decimal("49"), "month", Decimal("49"))
+        async def portal_billing_summaries(ctx, orgs):
+            pro = BillingSummary("pro", "Pro", "active", "EUR", Decimal("49"), "month", Decimal("49"))
+            return {org.id: pro for org in orgs}
     """
 
 

@@ -238,8 +238,8 @@ async def test_every_hook_is_reached(portal_app_factory, make_tenant):
     await runtime.plugins.call("portal_seed_demo", tenant=record, ctx=ctx, org=org)
     await runtime.plugins.call("portal_usage_metrics", tenant=record, ctx=ctx, org=org)
     assert await runtime.plugins.first("portal_plan_limits", tenant=record, ctx=ctx, org=org) == {"seats": 5}
-    summary = await runtime.plugins.first("portal_billing_summary", tenant=record, ctx=ctx, org=org)
-    assert summary.plan_name == "Basic"
+    summaries = await runtime.plugins.first("portal_billing_summaries", tenant=record, ctx=ctx, orgs=[org])
+    assert summaries[org.id].plan_name == "Basic"
     refusals = await runtime.plugins.call("portal_plan_change_allowed", tenant=record, ctx=ctx, org=org,
                                           current_plan=None, new_plan=PlanOffer("forbidden", "Forbidden"))
     assert ("everything", "Not this one.") in refusals

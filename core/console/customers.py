@@ -1,13 +1,12 @@
 """The Customers page's data: the tenant's organizations with plan, status, seats, revenue and activity.
 
-Plan, status and monthly revenue come from whichever plugin answers ``portal_billing_summary``
+Plan, status and monthly revenue come from whichever plugin answers ``portal_billing_summaries``
 (the billing plugin, from its local copy: no provider call); with none, the columns say so.
 Seats are the organization's members. Monthly recurring revenue (MRR) is summed per currency
 over every organization matching the search (not only the page shown), counting
 subscriptions whose status still bills (active, trialing, past due); amounts are formatted
 with Babel in the tenant's billing locale (``settings.billing.locale``, ``en`` by default).
-Summing asks the hook once per organization, so it covers the first ``TOTALS_CAP``
-organizations and the page says so beyond that.
+The hook answers every matching organization in one call (billing: a query per 500).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from core.db import as_utc, is_sqlite
 from core.tables import Membership, Organization
 
 PAGE_SIZE = 25
-TOTALS_CAP = 2000
 BILLING_STATUSES = frozenset({"active", "trialing", "past_due"})
 
 
@@ -41,7 +39,6 @@ class CustomersPage:
     pages: int
     mrr: list[tuple[str, str]] = field(default_factory=list)  # (currency, formatted amount)
     paying: int = 0
-    counted: int = 0
     billing_known: bool = False
 
 
@@ -65,11 +62,11 @@ def _search(query: Any, term: str) -> Any:
     return query.where((Organization.name.ilike(pattern)) | (Organization.slug.ilike(pattern)))
 
 
-async def summary_of(ctx: RequestContext, org: dict[str, Any]) -> BillingSummary | None:
-    """The billing plugin's summary for one organization (None when no plugin knows it)."""
-    current = CurrentOrganization(org["id"], org["slug"], org["name"])
-    summary = await ctx.runtime.plugins.first("portal_billing_summary", tenant=ctx.tenant, ctx=ctx, org=current)
-    return summary if isinstance(summary, BillingSummary) else None
+async def summaries_of(ctx: RequestContext, orgs: list[dict[str, Any]]) -> dict[str, BillingSummary]:
+    """The billing plugin's summaries by organization id (empty when no plugin knows billing)."""
+    current = [CurrentOrganization(org["id"], org["slug"], org["name"]) for org in orgs]
+    answer = await ctx.runtime.plugins.first("portal_billing_summaries", tenant=ctx.tenant, ctx=ctx, orgs=current)
+    return {str(org_id): summary for org_id, summary in (answer or {}).items() if isinstance(summary, BillingSummary)}
 
 
 async def customers_page(ctx: RequestContext, q: str = "", page: int = 1) -> CustomersPage:
@@ -91,17 +88,11 @@ async def customers_page(ctx: RequestContext, q: str = "", page: int = 1) -> Cus
         Membership.organization) if ids else []
     by_org = {str(s["organization"]): s for s in stats}
 
-    billing_known = False
     totals: dict[str, Decimal] = {}
     paying = 0
-    summaries: dict[str, BillingSummary | None] = {}
-    counted = matches[:TOTALS_CAP]
-    for org in counted:
-        summary = await summary_of(ctx, org)
-        summaries[str(org["id"])] = summary
-        if summary is None:
-            continue
-        billing_known = True
+    summaries = await summaries_of(ctx, matches) if matches else {}
+    billing_known = bool(summaries)
+    for summary in summaries.values():
         if summary.status in BILLING_STATUSES and summary.monthly_amount:
             paying += 1
             currency = summary.currency.upper()
@@ -121,4 +112,4 @@ async def customers_page(ctx: RequestContext, q: str = "", page: int = 1) -> Cus
         )
     mrr = [(currency, money(amount, currency, locale)) for currency, amount in sorted(totals.items())]
     return CustomersPage(rows=shown, matching=len(matches), total=total, page=page, pages=pages, mrr=mrr,
-                         paying=paying, counted=len(counted), billing_known=billing_known)
+                         paying=paying, billing_known=billing_known)

@@ -92,11 +92,11 @@ async def portal_plan_limits(ctx: RequestContext, org: Any) -> dict[str, int] | 
 
 
 @hookimpl
-async def portal_billing_summary(ctx: RequestContext, org: Any) -> Any:
-    """What the organization pays, from the local copy (usage's projected bill, the console's revenue)."""
-    from plugins.billing.service import billing_summary
+async def portal_billing_summaries(ctx: RequestContext, orgs: list[Any]) -> Any:
+    """What the organizations pay, from the local copy (usage's projected bill, the console's revenue)."""
+    from plugins.billing.service import billing_summaries
 
-    return await billing_summary(ctx, org)
+    return await billing_summaries(ctx, orgs)
 
 
 @hookimpl

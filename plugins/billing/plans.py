@@ -4,7 +4,7 @@ A tenant declares its plans in its manifest; nothing about plans is stored per
 organization except the plan id of its subscription. Prices are in minor units of
 the plan's currency; a limit of -1 means unlimited. Money is formatted with Babel
 in the tenant's billing locale. A plan's optional ``unit_prices`` (major units per unit
-over a limit, by usage metric) travel in ``portal_billing_summary`` to whoever projects a
+over a limit, by usage metric) travel in ``portal_billing_summaries`` to whoever projects a
 bill; ``pause_allowed`` / ``pause_max_months`` (1-3) decide the pause offered on cancel.
 """
 

@@ -17,7 +17,7 @@ Only metrics listed under ``metrics`` can be reported through the ingest API;
 metrics measured by other plugins (seats, active API keys) come from their
 ``portal_usage_metrics`` hooks. Prices (plan price, currency, overage unit prices)
 are not configured here: the projected bill asks the billing plugin through
-``portal_billing_summary`` (older manifests' ``plan_price`` / ``unit_prices`` keys are ignored).
+``portal_billing_summaries`` (older manifests' ``plan_price`` / ``unit_prices`` keys are ignored).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
   day in so a quiet first hour does not explode); metrics reported as a level by
   other plugins (seats, keys) are projected at their current value.
 - Projected bill: the plan price plus projected overage × the plan's unit price, both
-  from the billing plugin (``portal_billing_summary``); an estimate. With no billing
+  from the billing plugin (``portal_billing_summaries``); an estimate. With no billing
   plugin answering there is no projected bill (never a made-up price). A yearly plan
   counts its monthly share (``monthly_amount``), since the usage period is a month.
 """
@@ -154,8 +154,9 @@ def month_label(key: str) -> str:
 
 
 async def billing_summary(ctx: Any, org: Any) -> BillingSummary | None:
-    """The billing plugin's summary of what ``org`` pays (``portal_billing_summary``), or None."""
-    summary = await ctx.runtime.plugins.first("portal_billing_summary", tenant=ctx.tenant, ctx=ctx, org=org)
+    """The billing plugin's summary of what ``org`` pays (``portal_billing_summaries``), or None."""
+    summaries = await ctx.runtime.plugins.first("portal_billing_summaries", tenant=ctx.tenant, ctx=ctx, orgs=[org])
+    summary = (summaries or {}).get(org["id"] if isinstance(org, dict) else org.id)
     return summary if isinstance(summary, BillingSummary) else None
 
 

@@ -1,4 +1,4 @@
-"""Customers: plan, status, seats, monthly revenue (``portal_billing_summary``), activity, search, pages, MRR."""
+"""Customers: plan, status, seats, monthly revenue (``portal_billing_summaries``), activity, search, pages, MRR."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ class Summaries:
         return PluginInfo("summaries", "Summaries", "1.0", "Billing summaries for tests.")
 
     @hookimpl
-    async def portal_billing_summary(self, ctx: Any, org: Any) -> BillingSummary | None:
+    async def portal_billing_summaries(self, ctx: Any, orgs: list[Any]) -> dict[uuid.UUID, BillingSummary]:
         self.calls += 1
-        assert ctx.tenant is not None and org.slug
-        return self.by_org.get(org.id)
+        assert ctx.tenant is not None and all(org.slug for org in orgs)
+        return {org.id: self.by_org[org.id] for org in orgs if org.id in self.by_org}
 
 
 def _summary(plan: str, status: str, currency: str, monthly: str, interval: str = "month") -> BillingSummary:
@@ -82,6 +82,7 @@ async def test_customers_plan_status_seats_revenue_and_totals(portal_app_factory
         assert 'data-testid="mrr-EUR">169,50\xa0€' in page.text
         assert 'data-testid="mrr-USD">1.234,50\xa0$' in page.text
         assert 'data-testid="paying">4<' in page.text
+        assert billing.calls == 1  # every organization in one question, not one per organization
 
         found = await client.get("/admin/customers", params={"q": "ZETA"})
         assert "Zeta Labs" in found.text and f"Org {tenant.slug}" not in found.text

@@ -192,9 +192,10 @@ async def portal_password_login_policy(ctx: Any, email: str) -> str | None:
 
 
 @hookimpl
-async def portal_billing_summary(ctx: Any, org: Any) -> BillingSummary:
-    _called("portal_billing_summary")
-    return BillingSummary("basic", "Basic", "active", "EUR", Decimal("10"), "month", Decimal("10"))
+async def portal_billing_summaries(ctx: Any, orgs: list[Any]) -> dict[Any, BillingSummary]:
+    _called("portal_billing_summaries")
+    return {org.id: BillingSummary("basic", "Basic", "active", "EUR", Decimal("10"), "month", Decimal("10"))
+            for org in orgs}
 
 
 @hookimpl

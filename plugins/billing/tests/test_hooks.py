@@ -1,4 +1,4 @@
-"""Billing through the hook contract: ``portal_billing_summary`` as usage and the console call it, and
+"""Billing through the hook contract: ``portal_billing_summaries`` as usage and the console call it, and
 ``portal_plan_change_allowed`` asked for every offered plan (billing's own tenant rule, team's seat rule)."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ async def summary_of(app, tenant, org_id=None):
     org = await Organization.select().where(Organization.id == (org_id or tenant.org_id)).first()
     organization = CurrentOrganization(org["id"], org["slug"], org["name"])
     ctx = system_context(runtime, record, organization=organization)
-    return await runtime.plugins.first("portal_billing_summary", tenant=record, ctx=ctx, org=organization)
+    summaries = await runtime.plugins.first("portal_billing_summaries", tenant=record, ctx=ctx, orgs=[organization])
+    return (summaries or {}).get(organization.id)
 
 
 async def set_sub(tenant, **values):

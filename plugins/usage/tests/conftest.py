@@ -71,8 +71,8 @@ class FakeBilling:
         self.fail_after_send = 0
 
     @hookimpl
-    def portal_billing_summary(self, ctx: Any, org: Any) -> BillingSummary | None:
-        return self.summaries.get(org.id)
+    def portal_billing_summaries(self, ctx: Any, orgs: list[Any]) -> dict[uuid.UUID, BillingSummary]:
+        return {org.id: self.summaries[org.id] for org in orgs if org.id in self.summaries}
 
     @hookimpl
     async def portal_report_metered_usage(self, ctx: Any, org: Any, events: list[MeterEvent]) -> int | None:

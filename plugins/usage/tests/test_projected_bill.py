@@ -1,4 +1,4 @@
-"""The projected bill comes from the billing plugin's ``portal_billing_summary``; without one there is none."""
+"""The projected bill comes from the billing plugin's ``portal_billing_summaries``; without one there is none."""
 
 from __future__ import annotations
 
