@@ -6,6 +6,7 @@ Pages read the local copy only; the provider is reached only from POST actions.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -88,7 +89,9 @@ async def overview(ctx: Ctx, request: Request[Any, Any, Any], page: FromQuery[in
 async def invoice_pdf(ctx: Ctx, request: Request[Any, Any, Any], invoice_id: FromPath[uuid.UUID]) -> Response[Any]:
     """The branded PDF of one invoice of this organization: after the permission check, one query by primary key
     (scoped to the tenant and organization) names the cached file, streamed as is; an unchanged one is a 304.
-    Only a version with no file yet loads the invoice and renders it."""
+    Only a version with no file yet loads the invoice and renders it. ``Server-Timing`` says which it was and how
+    long the handler took, so a benchmark (or the browser's devtools) can tell rendering from the request floor."""
+    started = time.perf_counter()
     org = _org(ctx)
     state = await pdf.invoice_state(ctx.tenant.id, org.id, invoice_id)
     if state is None:
@@ -99,6 +102,7 @@ async def invoice_pdf(ctx: Ctx, request: Request[Any, Any, Any], invoice_id: Fro
     if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
         return Response(b"", status_code=304, headers=headers)
     disposition = f'inline; filename="{state["number"]}.pdf"'
+    source = "cache"
     try:
         data = path.read_bytes()  # tens of kB from the page cache: cheaper inline than a thread hop or a stream
     except FileNotFoundError:
@@ -106,7 +110,10 @@ async def invoice_pdf(ctx: Ctx, request: Request[Any, Any, Any], invoice_id: Fro
         if invoice is None:
             raise NotFoundException() from None
         data = await pdf.invoice_pdf(ctx, invoice, await customer_of(ctx.tenant.id, org.id), org.name, path)
-    return Response(data, media_type="application/pdf", headers={**headers, "Content-Disposition": disposition})
+        source = "render"
+    timing = f'pdf;desc="{source}";dur={(time.perf_counter() - started) * 1000:.2f}'
+    return Response(data, media_type="application/pdf",
+                    headers={**headers, "Content-Disposition": disposition, "Server-Timing": timing})
 
 
 async def _plans_page(ctx: RequestContext, ok: str = "", error: str = "", status_code: int = 200) -> Response[str]:

@@ -105,6 +105,8 @@ async def test_invoice_pdf_contains_tenant_number_and_totals(billing_app, billin
         assert "€19.00" in text and "€3.61" in text and "€22.61" in text and "OPEN" in text
         again = await client.get(f"{org}/invoices/{invoice['id']}/pdf")
         assert again.content == response.content  # served from the cache
+        assert 'desc="render"' in response.headers["server-timing"]
+        assert 'desc="cache"' in again.headers["server-timing"]
         etag = again.headers["etag"]
         assert etag == response.headers["etag"] and "private" in again.headers["cache-control"]
         unchanged = await client.get(f"{org}/invoices/{invoice['id']}/pdf", headers={"If-None-Match": etag})
