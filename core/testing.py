@@ -10,6 +10,8 @@ database, real HTTP through the ASGI stack, tenants made from manifests.
 - ``make_tenant(...)`` creates a tenant with a random slug and host, users in
   every role and one organization; ``client_for(app, host)`` is an HTTP client for
   that host; ``login(client, email)`` signs in through the real form.
+- ``event_recorder`` is a plugin that keeps every event it is handed: register it with
+  ``portal_app_factory`` and enable ``recorder`` on the tenant, then assert on ``.of(type)``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from core import hookimpl as _hookimpl
 
 PASSWORD = "correct-horse-battery"
 ROLES = ("owner", "admin", "billing", "member", "viewer")
@@ -379,3 +383,38 @@ async def deliver_outbox(app: Any) -> int:
     from core.outbox import OutboxWorker
 
     return await OutboxWorker(app.state.portal.outbox_handlers, app).run_once()
+
+
+class EventRecorder:
+    """A test plugin that keeps every event it is handed, as the audit plugin would record them.
+
+    Register it with ``portal_app_factory(recorder)`` and enable its ``slug`` on the tenant.
+    """
+
+    def __init__(self, slug: str = "recorder") -> None:
+        self.slug = slug
+        self.events: list[Any] = []
+
+    @_hookimpl
+    def portal_plugin(self) -> Any:
+        """Names the recorder so a tenant can enable it."""
+        from core.contracts import PluginInfo
+
+        return PluginInfo(self.slug, "Event recorder", "1.0", "Records events for tests.")
+
+    @_hookimpl
+    def portal_event(self, event: Any) -> None:
+        """Keeps the event."""
+        self.events.append(event)
+
+    def of(self, type_: str, tenant_id: Any = None) -> list[Any]:
+        """Events of ``type_`` (a type ending in ``.`` is a prefix), optionally of one tenant only."""
+        matches = (lambda t: t.startswith(type_)) if type_.endswith(".") else (lambda t: t == type_)
+        return [e for e in self.events if matches(e.type) and (tenant_id is None or e.tenant_id == tenant_id)]
+
+
+@pytest.fixture
+def event_recorder() -> EventRecorder:
+    """A fresh ``EventRecorder`` (slug ``recorder``) for one test."""
+    return EventRecorder()
+

@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-from core import hookimpl
-from core.contracts import PluginInfo
 from core.tables import User
-from core.testing import client_for, login
+from core.testing import EventRecorder, client_for, login
 
 
 async def make_tenant_admin(tenant: Any, role: str = "admin") -> None:
@@ -34,25 +32,6 @@ def admin_client() -> Callable[..., Any]:
             yield client
 
     return open_client
-
-
-class EventRecorder:
-    """A throwaway plugin that keeps every event it is handed (tenants must enable ``recorder``)."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    @hookimpl
-    def portal_plugin(self) -> Any:
-        return PluginInfo("recorder", "Recorder", "1.0", "Records events for tests.")
-
-    @hookimpl
-    def portal_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, type_: str) -> list[Any]:
-        """Events of one type, oldest first."""
-        return [e for e in self.events if e.type == type_]
 
 
 @pytest.fixture

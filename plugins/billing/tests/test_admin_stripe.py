@@ -21,11 +21,9 @@ import httpx
 import pytest
 import stripe
 
-from core import hookimpl
 from core.context import system_context
-from core.contracts import PluginInfo
 from core.tables import Tenant, User
-from core.testing import client_for, csrf_token, free_port, login
+from core.testing import EventRecorder, client_for, csrf_token, free_port, login
 from plugins.billing.tables import StripeAccount
 from plugins.billing.tests.conftest import billing_settings
 
@@ -33,24 +31,6 @@ KEY = "sk_test_" + "Q7wErTy9" * 3 + "abcd"
 WHSEC = "whsec_" + "M2x9Kp4LzR8vT1nB" * 2
 WHSEC_NEW = "whsec_" + "N3y0Lq5MaS9wU2oC" * 2
 PAGE = "/admin/billing"
-
-
-class Recorder:
-    """Keeps every event (tenants enable ``recorder``)."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    @hookimpl
-    def portal_plugin(self) -> Any:
-        return PluginInfo("recorder", "Recorder", "1.0", "Records events for tests.")
-
-    @hookimpl
-    def portal_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, type_: str, tenant_id: Any) -> list[Any]:
-        return [e for e in self.events if e.type == type_ and e.tenant_id == tenant_id]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +53,8 @@ def stripe_url():
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> EventRecorder:
+    return EventRecorder()
 
 
 @pytest.fixture

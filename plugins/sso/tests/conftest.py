@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -28,10 +28,8 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from core import hookimpl
-from core.contracts import PluginInfo
 from core.settings import PROJECT_ROOT
-from core.testing import free_port
+from core.testing import EventRecorder, free_port
 
 NODE_DIR = PROJECT_ROOT / "var" / "node" / "sso"
 IDP_DIR = Path(__file__).parent / "idp"
@@ -58,29 +56,11 @@ def sso_node_modules() -> Path:
 
 # -- events ------------------------------------------------------------------------------------------------------
 
-@dataclass
-class EventRecorder:
-    """A test plugin (slug ``sso-events``) that keeps every event it sees."""
-
-    events: list[Any] = field(default_factory=list)
-
-    @hookimpl
-    def portal_plugin(self) -> PluginInfo:
-        return PluginInfo("sso-events", "SSO test events", "1.0.0")
-
-    @hookimpl
-    def portal_event(self, event: Any) -> None:
-        self.events.append(event)
-
-    def of(self, prefix: str, tenant_id: Any = None) -> list[Any]:
-        """Events whose type starts with ``prefix`` (optionally of one tenant)."""
-        return [e for e in self.events if e.type.startswith(prefix) and (tenant_id is None or e.tenant_id == tenant_id)]
-
 
 @pytest.fixture
 def recorder() -> EventRecorder:
-    """A fresh event recorder for one test."""
-    return EventRecorder()
+    """A fresh event recorder (slug ``sso-events``) for one test."""
+    return EventRecorder("sso-events")
 
 
 # -- DNS ---------------------------------------------------------------------------------------------------------

@@ -6,28 +6,13 @@ from core import hookimpl
 from core.context import CurrentOrganization, system_context
 from core.contracts import PluginInfo
 from core.tables import Membership
-from core.testing import client_for, login, refresh_tenants
+from core.testing import EventRecorder, client_for, login, refresh_tenants
 from plugins.team.tables import Invitation
 from plugins.team.tests.conftest import invite_link, membership_id, post
 
 
-class Recorder:
-    """Records every event, as the audit plugin would."""
-
-    def __init__(self):
-        self.events = []
-
-    @hookimpl
-    def portal_plugin(self):
-        return PluginInfo("recorder", "Recorder", "1.0.0")
-
-    @hookimpl
-    def portal_event(self, event):
-        self.events.append(event)
-
-
 async def test_every_change_emits_an_event_with_before_and_after(portal_app_factory, make_tenant):
-    recorder = Recorder()
+    recorder = EventRecorder()
     app = await portal_app_factory(recorder)
     tenant = await make_tenant(plugins=["team", "recorder"])
     base = f"/o/{tenant.org_slug}/team"
@@ -80,7 +65,7 @@ async def test_every_change_emits_an_event_with_before_and_after(portal_app_fact
 
 
 async def test_failed_event_rolls_the_change_back(portal_app_factory, make_tenant):
-    class Failing(Recorder):
+    class Failing(EventRecorder):
         @hookimpl
         def portal_plugin(self):
             return PluginInfo("failing", "Failing", "1.0.0")
