@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from core.testing import free_port
 
 PLANS = [
     {"id": "starter", "name": "Starter", "price": 1900, "currency": "EUR", "interval": "month",
@@ -52,3 +60,24 @@ def billing_tenant(make_tenant: Any, billing_app: Any) -> Any:
         return tenant
 
     return factory
+
+
+def serve_localstripe(script: str) -> Iterator[str]:
+    """Run ``script`` (localstripe, or it with the fakes on top) from this folder on a free port until the
+    generator closes; yields its URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name(script)), str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/v1/customers", auth=("sk_test_x", ""), timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(5)

@@ -9,12 +9,9 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +22,7 @@ from core.context import system_context
 from core.tables import Tenant, User
 from core.testing import EventRecorder, client_for, csrf_token, free_port, login
 from plugins.billing.tables import StripeAccount
-from plugins.billing.tests.conftest import billing_settings
+from plugins.billing.tests.conftest import billing_settings, serve_localstripe
 
 KEY = "sk_test_" + "Q7wErTy9" * 3 + "abcd"
 WHSEC = "whsec_" + "M2x9Kp4LzR8vT1nB" * 2
@@ -36,20 +33,7 @@ PAGE = "/admin/billing"
 @pytest.fixture(scope="module")
 def stripe_url():
     """localstripe with the FAKE_BILLING_PORTAL routes (sessions and configurations), on 127.0.0.1."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_stripe_portal.py")), str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/v1/customers", auth=("sk_test_x", ""), timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(5)
+    yield from serve_localstripe("fake_stripe_portal.py")
 
 
 @pytest.fixture

@@ -12,10 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +21,7 @@ from aiohttp import web
 from core.context import CurrentOrganization, system_context
 from core.testing import client_for, csrf_token, free_port, login
 from plugins.billing.tables import BillingCustomer, Invoice, StripeEvent, Subscription
+from plugins.billing.tests.conftest import serve_localstripe
 
 SUBSCRIBED = {"customer.subscription.created", "invoice.payment_succeeded"}
 SECRET = "whsec_test_" + "a" * 24
@@ -31,20 +29,8 @@ SECRET = "whsec_test_" + "a" * 24
 
 @pytest.fixture(scope="module")
 def localstripe_url():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("localstripe_server.py")), str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/v1/customers", auth=("sk_test_x", ""), timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(5)
+    """localstripe on 127.0.0.1 for this module."""
+    yield from serve_localstripe("localstripe_server.py")
 
 
 @pytest.fixture
