@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Litestar
 
 from core import hookimpl
-from core.app import create_app
+from core.app import create_app, served
 from core.contracts import PluginInfo
 
 LIMITS = {"api_calls": 1e12, "transfer_gb": 1e12, "compute_minutes": 1e12}
@@ -35,4 +35,5 @@ class BenchLimits:
 
 def asgi_app() -> Litestar:
     """Factory for granian (settings from the environment the benchmark sets)."""
-    return create_app(extra_plugins=[BenchLimits()])
+    return served(create_app(extra_plugins=[BenchLimits()]))
+

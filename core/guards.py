@@ -121,6 +121,22 @@ def plugin_enabled(slug: str) -> Guard:
     return guard
 
 
+def plugin_api_authenticated(slug: str) -> Guard:
+    """A plugin's API routes: 404 where the tenant has not enabled it, else ``api_authenticated``.
+
+    One guard instead of two because Litestar copies the route handler for every guard
+    it runs, and API routes are the hot path (usage ingest).
+    """
+    enabled = plugin_enabled(slug)
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await enabled(connection, handler)
+        await api_authenticated(connection, handler)
+
+    guard.__name__ = f"plugin_api_authenticated_{slug}"
+    return guard
+
+
 def provide_ctx(request: Request[Any, Any, Any]) -> RequestContext:
     """Dependency: handlers declare ``ctx: RequestContext``."""
     return context_of(request)

@@ -12,9 +12,9 @@ transaction. Recipients: owners, admins and billing members.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from core.db import atomic, load_json, utcnow
@@ -29,6 +29,7 @@ from plugins.usage.tables import UsageAlertFired, UsageAlertSettings
 
 ALERT_ROLES = ("owner", "admin", "billing")
 MAX_THRESHOLDS = 10
+LOWEST_THRESHOLD = 1  # percent; below it no organization's threshold can be crossed
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ def parse_thresholds(text: str) -> tuple[list[int], str | None]:
     parts = [p.strip().rstrip("%") for p in text.replace(";", ",").split(",") if p.strip()]
     values = []
     for part in parts:
-        if not part.isdigit() or not 1 <= int(part) <= 1000:
-            return [], f"{part!r} is not a whole percentage between 1 and 1000."
+        if not part.isdigit() or not LOWEST_THRESHOLD <= int(part) <= 1000:
+            return [], f"{part!r} is not a whole percentage between {LOWEST_THRESHOLD} and 1000."
         values.append(int(part))
     if len(set(values)) > MAX_THRESHOLDS:
         return [], f"Pick at most {MAX_THRESHOLDS} thresholds."
@@ -105,12 +106,14 @@ async def _recipients(ctx: Any, org_id: uuid.UUID) -> list[dict[str, Any]]:
     return sorted(users, key=lambda u: u["email"])
 
 
-async def check_alerts(ctx: Any, org: Any, *, metrics: Iterable[str] | None = None,
-                       now: datetime | None = None) -> list[FiredAlert]:
+async def check_alerts(ctx: Any, org: Any, *, metrics: Iterable[str] | None = None, now: datetime | None = None,
+                       known_totals: Mapping[tuple[str, date], float] | None = None) -> list[FiredAlert]:
     """Fire the thresholds crossed in the current period (for ``metrics``, or all); idempotent.
 
     Call inside the transaction that changed the usage: the fired rows, the
-    notifications and the queued mail commit or roll back with it.
+    notifications and the queued mail commit or roll back with it. ``known_totals``
+    ((metric, month) -> total) spares the ingest writer a query for numbers its upsert
+    just returned; the thresholds are read only once some metric reaches 1% of its limit.
     """
     now = now or utcnow()
     ctx.cache["usage.now"] = now
@@ -119,18 +122,18 @@ async def check_alerts(ctx: Any, org: Any, *, metrics: Iterable[str] | None = No
         limits = await plan_limits(ctx, org)
         if not any(limits.get(key, 0) > 0 for key in wanted):
             return []
-        candidates = [m for m in await ingested_metrics(ctx, org, now=now) if m.key in wanted]
+        candidates = [m for m in await ingested_metrics(ctx, org, now=now, known_totals=known_totals)
+                      if m.key in wanted]
     else:
         candidates = [value.metric for value in await all_metrics(ctx, org)]
-    thresholds = await thresholds_of(org.id)
-    if not thresholds:
+    measured = [(metric, metric.used / metric.limit * 100) for metric in candidates
+                if metric.limit is not None and metric.limit > 0]  # unlimited (-1), unset or 0: no percentage
+    if not any(percent >= LOWEST_THRESHOLD for _metric, percent in measured):
         return []
+    thresholds = await thresholds_of(org.id)
     period = current_period(now, config_of(ctx).timezone)
     fired: list[FiredAlert] = []
-    for metric in candidates:
-        if metric.limit is None or metric.limit <= 0:
-            continue  # unlimited (-1), no limit set (None) or nothing included (0): no percentage to cross
-        percent = metric.used / metric.limit * 100
+    for metric, percent in measured:
         crossed = [t for t in thresholds if percent >= t]
         if not crossed:
             continue

@@ -8,8 +8,9 @@ the billing plugin treat them all the same way. Limits come from the plan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from core.contracts import UsageMetric
@@ -65,21 +66,25 @@ async def page_data(ctx: Any, org: Any, *, now: datetime | None = None) -> PageS
     return ctx.cache[key]
 
 
-async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None) -> list[UsageMetric]:
-    """This plugin's own metrics: each configured metric's total for the current period (daily rollups).
+async def ingested_metrics(ctx: Any, org: Any, *, now: datetime | None = None,
+                           known_totals: Mapping[tuple[str, date], float] | None = None) -> list[UsageMetric]:
+    """This plugin's own metrics: each configured metric's total for the current period (monthly rollups).
 
-    Reuses the page's numbers when the request already read them (the dashboard), else
-    reads just the period totals (the alert check after an ingest).
+    Reuses numbers already at hand: ``known_totals`` ((metric, month) -> total, what the
+    ingest writer's upsert returned) or the page's numbers when the request read them
+    (the dashboard); else reads just the period totals.
     """
     config = config_of(ctx)
     if not config.metrics:
         return []
     moment = clock(ctx, now)
+    period = current_period(moment, config.timezone)
     cached = ctx.cache.get(_series_key(org, moment))
-    if cached is not None:
+    if known_totals is not None:
+        totals = {metric: total for (metric, month), total in known_totals.items() if month == period.start}
+    elif cached is not None:
         totals = cached.totals
     else:
-        period = current_period(moment, config.timezone)
         totals = await period_totals(org.id, period.start)
     limits = await plan_limits(ctx, org)
     return [UsageMetric(m.key, m.label, used=totals.get(m.key, 0.0), limit=limits.get(m.key), unit=m.unit)

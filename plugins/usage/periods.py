@@ -52,6 +52,11 @@ def utc_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def as_date(value: object) -> date:
+    """A ``date`` from what a driver returns for a DATE column (PostgreSQL a date, SQLite ISO text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
 def month_start(day: date) -> date:
     """First day of ``day``'s month."""
     return day.replace(day=1)

@@ -178,14 +178,16 @@ class GroupWriter:
         try:
             transaction = await self._transaction()
             async with transaction:
-                results = await record_batches(
+                recorded = await record_batches(
                     [Batch(job.ctx.tenant.id, job.org.id, job.events, job.zone) for job in jobs], now=jobs[0].now)
+                results = recorded.inserted
                 for job, inserted in zip(jobs, results, strict=True):
                     metrics = {e.metric for e in job.events if e.idempotency_key in inserted}
                     if metrics:
                         touched.setdefault(job.org.id, (job, set()))[1].update(metrics)
                 for first, metrics in touched.values():
-                    await check_alerts(first.ctx, first.org, metrics=metrics, now=first.now)
+                    await check_alerts(first.ctx, first.org, metrics=metrics, now=first.now,
+                                       known_totals=recorded.totals_of(first.org.id))
         except Exception:
             await self.close()  # a broken connection is not kept
             raise

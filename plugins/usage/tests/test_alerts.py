@@ -50,6 +50,25 @@ async def test_thresholds_fire_once_per_period(usage_env):
     assert await check_alerts(ctx, ctx.organization) == []
 
 
+async def test_backfill_into_the_last_period_does_not_alert_this_one(usage_env):
+    """The ingest alert check takes the period totals its upsert returned: only the current month's count."""
+    tenant = await usage_env.tenant()
+    usage_env.billing.limits[tenant.org_id] = {"api_calls": 100}
+    berlin = ZoneInfo("Europe/Berlin")
+    first_of_month = datetime.now(berlin).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_period = (first_of_month - timedelta(hours=12)).astimezone(UTC)  # noon of last month's last day
+    async with usage_env.api(tenant) as api:
+        answer = await api.post("/api/v1/usage/events", json=event("old", 95, at=last_period))
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1
+        await api.post("/api/v1/usage/events", json=event("new", 10))  # 10% of this period
+        await deliver(usage_env.app)
+        assert await mails_for(tenant) == []
+        await api.post("/api/v1/usage/events", json=event("more", 45))  # 55% of this period
+        await deliver(usage_env.app)
+    mails = await mails_for(tenant)
+    assert mails and all("reached 50%" in m["subject"] and "55 of 100" in m["text"] for m in mails)
+
+
 async def test_next_period_fires_again_and_seats_via_check(usage_env):
     tenant = await usage_env.tenant()
     usage_env.billing.limits[tenant.org_id] = {"api_calls": 10, "seats": 4}
