@@ -207,7 +207,8 @@ def _inline_reader(db: SQLiteEngine) -> sqlite3.Connection:
     if connection is None or getattr(_readers, "engine", None) is not db:
         if connection is not None:
             connection.close()
-        connection = sqlite3.connect(**db.connection_kwargs)
+        # WAL readers do not wait for the writer; a 1 s busy timeout bounds the rare wait (recovery) on the loop
+        connection = sqlite3.connect(**{**db.connection_kwargs, "timeout": 1.0})
         connection.execute("PRAGMA query_only = 1")
         connection.row_factory = sqlite3.Row
         _readers.connection, _readers.engine = connection, db
