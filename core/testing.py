@@ -20,10 +20,12 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +84,6 @@ class ThrowawayPostgres:
 
 def free_port() -> int:
     """A free TCP port on the loopback for a server a test starts."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -364,6 +364,28 @@ class SmtpInbox:
     def to(self, address: str) -> list[Any]:
         """Messages addressed to ``address``."""
         return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free loopback port; pass ``redis_url=`` to ``portal_app_factory``.
+
+    Two apps given the same URL behave as two processes of one deployment (shared throttles, invalidation).
+    """
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    port = free_port()
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
 
 
 @pytest.fixture

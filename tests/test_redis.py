@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import uuid
-
-import pytest
 
 from core.db import utcnow
 from core.tables import TenantDomain
-from core.testing import client_for, free_port
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (make test installs it)")
-    port = free_port()
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        subprocess.run(["sleep", "0.05"])
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+from core.testing import client_for, free_port, refresh_tenants
 
 
 async def test_invalidation_reaches_the_other_process(redis_url, portal_app_factory, make_tenant):
@@ -79,3 +56,30 @@ async def test_throttles_fall_back_to_the_process_when_redis_is_down():
     assert await throttle.retry_after("someone else") == 0
     await throttle.reset("someone")
     assert await throttle.retry_after("someone") == 0
+
+
+async def test_invalid_api_keys_count_across_processes(redis_url, portal_app_factory, make_tenant):
+    """A client guessing API keys gets one budget however the load balancer spreads its requests."""
+    from plugins.apikeys.auth import INVALID_LIMIT
+    from plugins.apikeys.keyformat import generate_key
+
+    plugins = ("core.builtin", "plugins.apikeys")
+    first = await portal_app_factory(redis_url=redis_url, builtin_plugins=plugins)
+    second = await portal_app_factory(redis_url=redis_url, builtin_plugins=plugins)
+    tenant = await make_tenant(plugins=["api-keys"])
+    for app in (first, second):
+        await refresh_tenants(app)
+    answers = []
+    for attempt in range(INVALID_LIMIT):
+        app = (first, second)[attempt % 2]
+        async with client_for(app, tenant.host, client_ip="203.0.113.50") as client:
+            answers.append((await client.get("/api/v1/api-keys/me",
+                                             headers={"Authorization": f"Bearer {generate_key()}"})).status_code)
+    assert answers == [401] * INVALID_LIMIT  # each process saw only half of them
+    for app in (first, second):
+        async with client_for(app, tenant.host, client_ip="203.0.113.50") as client:
+            blocked = await client.get("/api/v1/api-keys/me", headers={"Authorization": f"Bearer {generate_key()}"})
+            assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+        async with client_for(app, tenant.host, client_ip="198.51.100.20") as honest:  # another address
+            assert (await honest.get("/api/v1/api-keys/me",
+                                     headers={"Authorization": f"Bearer {generate_key()}"})).status_code == 401

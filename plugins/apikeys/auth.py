@@ -3,7 +3,8 @@
 One async step backed by an in-process cache:
 
 1. ``Authorization: Bearer <key>``; an address that sent too many invalid keys lately gets
-   429 before anything else is looked at.
+   429 before anything else is looked at (``invalid_keys``: the core's throttle, counted in
+   Redis across processes when ``PORTAL_REDIS_URL`` is set).
 2. The key's SHA-256 is looked up in a per-process cache. On a miss (or an entry older than
    ``CACHE_TTL``) the key's format and CRC32 checksum are checked in memory first (a malformed
    key is 401 without touching the database), then one indexed lookup (unique ``key_hash``,
@@ -16,7 +17,8 @@ process that revokes drops its own entry at once, so a revoked key stops working
 within 5 seconds with any number of app processes and no shared cache. We chose a short TTL
 over a "revocation version" check because the version check would need a shared store
 (Redis) or a query on every request; with ``PORTAL_REDIS_URL`` a pub/sub invalidation is
-the next step. Rate limits are per process for the same reason (as the core's login throttle).
+the next step. The per-key token bucket is per process for the same reason: a shared one
+would cost a Redis round trip on every request of a valid key.
 
 Scopes: a key holds the scopes stored at creation, intersected on each request with the
 permissions that exist on the tenant (a disabled plugin's scope stops counting). Keys belong
@@ -29,7 +31,6 @@ import logging
 import math
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from core.context import Actor, ApiPrincipal, CurrentOrganization, RequestContext
 from core.db import as_utc, atomic, load_json
 from core.events import Target, emit
+from core.ratelimit import Throttle
 from core.security import token_hash
 from plugins.apikeys import clock
 from plugins.apikeys.counters import UsageBuffer
@@ -72,40 +74,12 @@ class CachedKey:
     actor: Actor
 
 
-class FailureWindow:
-    """Invalid-key attempts per address in a sliding window (only addresses that failed are kept)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self.hits: dict[str, deque[float]] = {}
-
-    def retry_after(self, address: str) -> int:
-        """Seconds this address must wait; 0 when it may try."""
-        hits = self.hits.get(address)
-        if not hits:
-            return 0
-        now = time.monotonic()
-        while hits and now - hits[0] > self.window:
-            hits.popleft()
-        if len(hits) < self.limit:
-            return 0
-        return max(1, math.ceil(self.window - (now - hits[0])))
-
-    def hit(self, address: str) -> None:
-        """Record one invalid attempt."""
-        if len(self.hits) > 100_000:
-            self.hits.clear()
-        self.hits.setdefault(address, deque()).append(time.monotonic())
-
-
 @dataclass
 class ApiKeysState:
     """Per-app state of the plugin (on ``runtime.state``): cache, limits, usage buffer."""
 
     cache: dict[tuple[uuid.UUID, str], tuple[float, CachedKey]] = field(default_factory=dict)
     buckets: dict[uuid.UUID, list[float]] = field(default_factory=dict)
-    invalid: FailureWindow = field(default_factory=lambda: FailureWindow(INVALID_LIMIT, INVALID_WINDOW))
     usage: UsageBuffer = field(default_factory=UsageBuffer)
     revoked_noted: dict[uuid.UUID, float] = field(default_factory=dict)
     existing: dict[tuple[uuid.UUID, int], frozenset[str]] = field(default_factory=dict)
@@ -200,8 +174,17 @@ def existing_permissions(state: ApiKeysState, ctx: RequestContext) -> frozenset[
     return perms
 
 
-def _reject(state: ApiKeysState, address: str, message: str) -> NotAuthorizedException:
-    state.invalid.hit(address)
+def invalid_keys(ctx: RequestContext) -> Throttle:
+    """Invalid-key attempts per tenant and address: shared by every process when ``PORTAL_REDIS_URL`` is set.
+
+    A client guessing keys gets the same budget however many workers the load balancer
+    spreads it over (with Redis down, each process counts on its own, see ``core.ratelimit``).
+    """
+    return ctx.runtime.limiter("apikeys.invalid", INVALID_LIMIT, INVALID_WINDOW)
+
+
+async def _reject(ctx: RequestContext, address: str, message: str) -> NotAuthorizedException:
+    await invalid_keys(ctx).hit(address)
     return NotAuthorizedException(message, headers=BEARER)
 
 
@@ -226,31 +209,31 @@ async def authenticate(ctx: RequestContext, authorization: str) -> ApiPrincipal 
         return None
     state = state_of(ctx.runtime)
     address = f"{ctx.tenant.id}:{ctx.ip}"
-    wait = state.invalid.retry_after(address)
+    wait = await invalid_keys(ctx).retry_after(address)
     if wait:
         raise TooManyRequestsException("Too many invalid API keys from your address; try again later.",
                                        headers={"Retry-After": str(wait)})
     token = token.strip()
     if len(token) > MAX_KEY_LENGTH:
-        raise _reject(state, address, MALFORMED)
+        raise await _reject(ctx, address, MALFORMED)
     digest = token_hash(token)
     entry = state.cache.get((ctx.tenant.id, digest))
     if entry is not None and time.monotonic() - entry[0] < CACHE_TTL:
         record: CachedKey | None = entry[1]  # this exact token passed the format check when it was cached
     else:
         if parse_key(token) is None:  # malformed: refused before any database lookup
-            raise _reject(state, address, MALFORMED)
+            raise await _reject(ctx, address, MALFORMED)
         record = await cached_key(state, ctx.tenant.id, digest)
     if record is None:
-        raise _reject(state, address, "This API key is not valid.")
+        raise await _reject(ctx, address, "This API key is not valid.")
     now = clock.now()
     if record.revoked:
         await _note_revoked_use(ctx, state, record)
-        raise _reject(state, address, "This API key was revoked.")
+        raise await _reject(ctx, address, "This API key was revoked.")
     if record.expires_at is not None and record.expires_at <= now:
-        raise _reject(state, address, "This API key has expired.")
+        raise await _reject(ctx, address, "This API key has expired.")
     if record.grace_until is not None and record.grace_until <= now:
-        raise _reject(state, address, "This API key was replaced by a new key and its grace period has ended.")
+        raise await _reject(ctx, address, "This API key was replaced by a new key and its grace period has ended.")
     wait_seconds = state.take(record.id, rate_per_minute(ctx.tenant))
     if wait_seconds:
         raise TooManyRequestsException("Rate limit of this API key exceeded.",
