@@ -61,15 +61,10 @@ class PooledSQLiteEngine(SQLiteEngine):
 
     async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
                                      query_type: str = "generic", table: Any = None) -> Any:
-        idle, connection = await self._acquire()
-        try:
-            async with connection.execute(query, args or []) as cursor:
-                return await cursor.fetchall()
-        finally:
-            idle.put_nowait(connection)
+        return await self.fetch(query, args or [])
 
     async def fetch(self, statement: str, args: list[Any]) -> list[dict[str, Any]]:
-        """Rows of ``statement`` from a kept connection, in one hop to its thread (``core.db.fetch``)."""
+        """Rows of ``statement`` from a kept connection, in one hop to its thread (Piccolo's queries too)."""
         idle, connection = await self._acquire()
         try:
             return list(await connection.execute_fetchall(statement, args))

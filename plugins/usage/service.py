@@ -71,6 +71,14 @@ def _new_id() -> str:
     return str(uuid7())
 
 
+def _as_text(texts: dict[uuid.UUID, str], value: uuid.UUID) -> str:
+    """``str(value)``, made once per id: thousands of rows of a transaction share a few ids."""
+    text = texts.get(value)
+    if text is None:
+        text = texts[value] = str(value)
+    return text
+
+
 async def insert_events(tenant_id: uuid.UUID, org_id: uuid.UUID, events: list[NewEvent],
                         now: datetime) -> set[str]:
     """Insert events whose key the organization has not used yet; returns the keys actually inserted.
@@ -89,10 +97,9 @@ async def _insert_rows(rows: list[tuple[uuid.UUID, uuid.UUID, NewEvent]], now: d
         chunk = rows[start:start + ROWS_PER_STATEMENT]
         args: list[Any] = []
         for tenant, org, event in chunk:
-            tenant_id = texts.get(tenant) or texts.setdefault(tenant, str(tenant))
-            org_id = texts.get(org) or texts.setdefault(org, str(org))
-            args += [_new_id(), tenant_id, org_id, event.metric, float(event.quantity), event.occurred_at,
-                     event.idempotency_key, json.dumps(event.dimensions) if event.dimensions else "{}", now]
+            args += [_new_id(), _as_text(texts, tenant), _as_text(texts, org), event.metric, float(event.quantity),
+                     event.occurred_at, event.idempotency_key,
+                     json.dumps(event.dimensions) if event.dimensions else "{}", now]
         sql = (
             "INSERT INTO usage_event (id, tenant, organization, metric, quantity, occurred_at, idempotency_key, "
             f"dimensions, received_at) VALUES {_placeholders(len(chunk), 9)} "
@@ -106,11 +113,12 @@ Buckets = dict[tuple[str, str, str, Any], list[float]]  # (tenant, organization,
 MonthTotals = dict[tuple[str, str, date], float]  # (organization, metric, month) -> the month's new total
 
 
-async def _upsert(table: str, bucket_column: str, buckets: Buckets) -> list[dict[str, Any]]:
+async def _upsert(table: str, bucket_column: str, buckets: Buckets, *,
+                  returning: bool = False) -> list[dict[str, Any]]:
     """Add to (tenant, organization, metric, bucket) rows, creating them as needed, in a fixed order.
 
-    Returns each touched bucket's organization, metric, bucket and new quantity (``RETURNING``):
-    the writer's alert check reads the period totals from there instead of querying again.
+    With ``returning``, each touched bucket's organization, metric, bucket and new quantity:
+    the writer's alert check reads the period totals from the monthly ones instead of querying again.
     """
     ordered = sorted(buckets.items(), key=lambda kv: (kv[0][1], kv[0][2], str(kv[0][3])))
     returned: list[dict[str, Any]] = []
@@ -123,8 +131,8 @@ async def _upsert(table: str, bucket_column: str, buckets: Buckets) -> list[dict
             f"INSERT INTO {table} (id, tenant, organization, metric, {bucket_column}, quantity, events) "
             f"VALUES {_placeholders(len(chunk), 7)} "
             f"ON CONFLICT (organization, metric, {bucket_column}) DO UPDATE SET "
-            f"quantity = {table}.quantity + excluded.quantity, events = {table}.events + excluded.events "
-            f"RETURNING organization, metric, {bucket_column} AS bucket, quantity",
+            f"quantity = {table}.quantity + excluded.quantity, events = {table}.events + excluded.events"
+            + (f" RETURNING organization, metric, {bucket_column} AS bucket, quantity" if returning else ""),
             args,
         )
     return returned
@@ -138,16 +146,14 @@ async def _roll_up_batches(items: Iterable[tuple[Batch, NewEvent]]) -> MonthTota
     texts: dict[uuid.UUID, str] = {}
     for batch, event in items:
         day = local_day(event.occurred_at, batch.zone)
-        tenant_id = texts.get(batch.tenant_id) or texts.setdefault(batch.tenant_id, str(batch.tenant_id))
-        org_id = texts.get(batch.org_id) or texts.setdefault(batch.org_id, str(batch.org_id))
-        owner = (tenant_id, org_id, event.metric)
+        owner = (_as_text(texts, batch.tenant_id), _as_text(texts, batch.org_id), event.metric)
         for bucket in (hourly[(*owner, utc_hour(event.occurred_at))], daily[(*owner, day)],
                        monthly[(*owner, day.replace(day=1))]):
             bucket[0] += event.quantity
             bucket[1] += 1
     await _upsert("usage_hourly", "hour", hourly)
     await _upsert("usage_daily", "day", daily)
-    months = await _upsert("usage_monthly", "month", monthly)
+    months = await _upsert("usage_monthly", "month", monthly, returning=True)
     return {(str(row["organization"]), row["metric"], as_date(row["bucket"])): float(row["quantity"])
             for row in months}
 
