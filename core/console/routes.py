@@ -345,8 +345,13 @@ async def plans_page(ctx: Ctx, saved: FromQuery[str | None] = None) -> Response[
         plan["display_price"] = plan_service.format_price(plan)
         targets = switches.get(plan["id"])
         plan["switch_names"] = None if targets is None else [names.get(t, t) for t in targets]
+        plan["unit_price_rows"] = plan_service.unit_price_rows_of(plan)
     return await console_page(ctx, "console/plans.html", plans=plans, notice=_notice(saved),
                               billing_enabled=ctx.runtime.plugins.is_enabled("billing", ctx.tenant))
+
+
+UNIT_PRICE_BLANK_ROWS = 3
+"""Empty unit-price rows under the filled ones (the page's script shows them one at a time)."""
 
 
 def _plan_form_values(plan: dict[str, Any] | None) -> dict[str, str]:
@@ -362,13 +367,17 @@ def _plan_form_values(plan: dict[str, Any] | None) -> dict[str, str]:
 
 async def _plan_form(ctx: RequestContext, plan: dict[str, Any] | None, *, values: dict[str, str] | None = None,
                      errors: dict[str, str] | None = None, status_code: int = 200,
-                     switch_to: list[str] | None = None, keep_switches: bool = False) -> Response[Any]:
+                     switch_to: list[str] | None = None, keep_switches: bool = False,
+                     unit_prices: list[dict[str, Any]] | None = None) -> Response[Any]:
     others = [p for p in await plan_service.list_plans(ctx.tenant.id) if not plan or p["id"] != plan["id"]]
     if plan is not None and not keep_switches:
         switch_to = (await plan_service.plan_switches(ctx.tenant.id)).get(plan["id"])
     return await console_page(ctx, "console/plan_form.html", status_code=status_code, plan=plan,
                               values=values or _plan_form_values(plan), errors=errors or {},
-                              intervals=plan_service.INTERVALS, other_plans=others, switch_to=switch_to)
+                              intervals=plan_service.INTERVALS, other_plans=others, switch_to=switch_to,
+                              unit_prices=plan_service.unit_price_rows_of(plan) if unit_prices is None else unit_prices,
+                              blank_unit_prices=UNIT_PRICE_BLANK_ROWS,
+                              metric_choices=await plan_service.metric_choices(ctx))
 
 
 @get("/plans/new", name="console_plan_new")
@@ -400,7 +409,7 @@ async def _save_plan(ctx: RequestContext, request: Request[Any, Any, Any], exist
     if errors:
         values = {k: str(form.get(k, "")) for k in _plan_form_values(None)}
         return await _plan_form(ctx, existing, values=values, errors=errors, status_code=400, switch_to=switch_to,
-                                keep_switches=True)
+                                keep_switches=True, unit_prices=plan_service.unit_price_rows(form))
     try:
         created = await plan_service.save_plan(ctx, plan, switch_to)
     except ConsoleError as exc:
