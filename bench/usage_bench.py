@@ -256,8 +256,8 @@ async def raw_series(org_id: uuid.UUID, period_start: date, today: date, now: da
         f"SELECT metric, {bucket} AS bucket, SUM(quantity) AS quantity FROM usage_event "
         "WHERE organization = {} AND occurred_at >= {} AND occurred_at < {} GROUP BY metric, 2 "
         "UNION ALL SELECT metric, NULL AS bucket, SUM(quantity) AS quantity FROM usage_event "
-        "WHERE organization = {} AND occurred_at >= {} GROUP BY metric",
-        recent, org_id, first_month, end, org_id, since)
+        "WHERE organization = {} AND occurred_at >= {} AND occurred_at < {} GROUP BY metric",
+        recent, org_id, first_month, end, org_id, since, since + timedelta(hours=24))
     series = PageSeries()
     period_month = period_start.strftime("%Y-%m")
     for row in rows:

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from core.db import fetch_small, is_sqlite
 from plugins.usage.periods import add_months, as_date, utc_hour
-from plugins.usage.tables import UsageDaily, UsageHourly, UsageMonthly
+from plugins.usage.tables import UsageDaily, UsageMonthly
 
 
 async def totals_between(org_id: uuid.UUID, start: date, end: date) -> dict[str, float]:
@@ -53,15 +53,6 @@ async def monthly_between(org_id: uuid.UUID, start: date, end: date) -> dict[str
     return dict(series)
 
 
-async def last_hours(org_id: uuid.UUID, now: datetime, hours: int = 24) -> dict[str, float]:
-    """Sum per metric over the last ``hours`` whole UTC hours plus the current one (hourly rollups)."""
-    since = utc_hour(now) - timedelta(hours=hours - 1)
-    rows = await UsageHourly.raw(
-        "SELECT metric, SUM(quantity) AS quantity FROM usage_hourly "
-        "WHERE organization = {} AND hour >= {} GROUP BY metric", org_id, since)
-    return {row["metric"]: float(row["quantity"] or 0) for row in rows}
-
-
 @dataclass
 class PageSeries:
     """Everything the usage page reads about ingested metrics, from one query over the rollups."""
@@ -81,7 +72,7 @@ def _page_sql(metric_count: int) -> str:
         "UNION ALL SELECT 'd' AS kind, metric, day AS at, quantity FROM usage_daily "
         f"WHERE organization = ? AND metric IN ({names}) AND day >= ? AND day <= ? "
         "UNION ALL SELECT 'h' AS kind, metric, NULL AS at, SUM(quantity) AS quantity FROM usage_hourly "
-        f"WHERE organization = ? AND metric IN ({names}) AND hour >= ? GROUP BY metric"
+        f"WHERE organization = ? AND metric IN ({names}) AND hour >= ? AND hour <= ? GROUP BY metric"
     )
 
 
@@ -89,12 +80,17 @@ async def page_series(org_id: uuid.UUID, metrics: list[str], period_start: date,
                       now: datetime) -> PageSeries:
     """Period totals, the last 30 days, the last 12 months and the last 24 hours of ``metrics``, in ONE query.
 
-    Reads 12 monthly buckets, 30 daily buckets and the last 24 hourly buckets per metric,
-    each from a covering index: about 130 index entries for three metrics, whatever the
-    number of raw events. The period total is the current period's monthly bucket.
-    ``period_*`` are local days of the tenant's zone. Naming the metrics lets every part
-    walk an index as a range. Runs through ``fetch_small`` (no Piccolo query building, and
-    on SQLite no hop to a driver thread): the query itself is most of its cost.
+    Reads 12 monthly buckets, 30 daily buckets and 24 hourly buckets per metric, each
+    from a covering index: about 200 index entries (130 rows) for three metrics, whatever
+    the number of raw events. The period total is the current period's monthly bucket.
+    ``period_*`` are local days of the tenant's zone; the 24 hours end with the current
+    one (an event stamped a few minutes ahead counts once its hour begins, as a day
+    ahead counts once it is today). Naming the metrics lets every part walk an index as
+    a range. Every range has both ends so that PostgreSQL, which estimates an open range
+    on a parameter as a third of the table, keeps the generic plan of the prepared
+    statement instead of planning each read again (0.28 of 0.7 ms, ``bench/usage_bench.py``).
+    Runs through ``fetch_small`` (no Piccolo query building, and on SQLite no hop to a
+    driver thread): the query itself is most of its cost.
     """
     if not metrics:
         return PageSeries()
@@ -102,7 +98,7 @@ async def page_series(org_id: uuid.UUID, metrics: list[str], period_start: date,
     rows = await fetch_small(_page_sql(len(metrics)), (
         org, *metrics, add_months(period_start, -11), period_end,
         org, *metrics, today - timedelta(days=29), today,
-        org, *metrics, utc_hour(now) - timedelta(hours=23)))
+        org, *metrics, utc_hour(now) - timedelta(hours=23), utc_hour(now)))
     series = PageSeries()
     for row in rows:
         kind, metric, at, quantity = row["kind"], row["metric"], row["at"], row["quantity"]

@@ -141,7 +141,7 @@ async def test_page_series_matches_brute_force(usage_env, events, zone_name, now
             daily[(item.metric, day)] += item.quantity
         if first_month <= day < period.end:
             monthly[(item.metric, day.strftime("%Y-%m"))] += item.quantity
-        if item.occurred_at >= utc_hour(now) - timedelta(hours=23):
+        if utc_hour(now) - timedelta(hours=23) <= item.occurred_at < utc_hour(now) + timedelta(hours=1):
             recent[item.metric] += item.quantity
 
     def close(a: dict, b: dict) -> bool:
