@@ -22,24 +22,14 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "bench.localhost"
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def seed() -> str:
@@ -84,19 +74,6 @@ async def seed() -> str:
         await disconnect()
 
 
-def wait_until_up(port: int, timeout: float = 30.0) -> None:
-    """Poll ``/healthz`` until granian answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("granian did not start")
-
-
 def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> float:
     """Requests/second from one wrk run; refuses to report a run with errors or non-2xx answers."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
@@ -123,16 +100,12 @@ def main() -> None:
            "PORTAL_OUTBOX_WORKER": "false", "PORTAL_PASSWORD_HASH_PROFILE": "test", "PYTHONPATH": str(ROOT)}
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
+    from bench.serving import free_port, start_granian, stop
+
     key = asyncio.run(seed())
     port = free_port()
-    granian = ROOT / ".venv" / "bin" / "granian"
-    server = subprocess.Popen(
-        [str(granian), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--no-log", "bench.apikeys_app:asgi_app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    server = start_granian("bench.apikeys_app:asgi_app", port, env)
     try:
-        wait_until_up(port)
         base = f"http://127.0.0.1:{port}"
         routes = {
             "public /bench/ping (no auth)": (f"{base}/bench/ping", {"Host": HOST}),
@@ -158,11 +131,7 @@ def main() -> None:
         print(f"authenticated / unauthenticated (same route): {ratio:.2f}x (target >= 0.75x)"
               f" -> {'OK' if ratio >= 0.75 else 'BELOW TARGET'}")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -32,12 +32,10 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +47,8 @@ from uuid_utils import uuid7
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.serving import free_port, start_granian, stop  # noqa: E402
+
 METRICS = ("api_calls", "transfer_gb", "compute_minutes")
 HOST = "bench.example.test"
 DAYS = 365
@@ -58,13 +58,6 @@ def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) in milliseconds."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the database -------------------------------------------------------------------------------------------
@@ -388,19 +381,6 @@ async def count_run(run: str) -> int:
     return await UsageEvent.count().where(UsageEvent.idempotency_key.like(f"{run}-%"))
 
 
-def wait_until_up(port: int, timeout: float = 60.0) -> None:
-    """Poll ``/healthz`` until the server answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("granian did not start")
-
-
 # -- main ---------------------------------------------------------------------------------------------------
 
 
@@ -506,11 +486,7 @@ async def main(args: argparse.Namespace) -> None:
         script = var / "ingest.lua"
         script.write_text(WRK_SCRIPT)
         port = free_port()
-        server = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(args.workers), "--no-log", "bench.usage_app:asgi_app"],
-            cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_until_up(port)
+        server = start_granian("bench.usage_app:asgi_app", port, {**os.environ}, args.workers)
         run_wrk(port, script, keys, 1, 8, 3)  # warm-up: key cache, connections
         ingest = {
             "batches of 100": run_wrk(port, script, keys, 100, args.batch_connections, args.duration),
@@ -531,11 +507,7 @@ async def main(args: argparse.Namespace) -> None:
                   f"(requests {r['requests']:,})")
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
         if pg is not None:
             pg.stop()
         shutil.rmtree(var, ignore_errors=True)
