@@ -131,7 +131,8 @@ def portal_cli(group: Any) -> None:
 
 @hookimpl
 async def portal_startup(app: Any) -> None:
-    """Renew local subscriptions whose period ended (hourly, where the outbox worker runs)."""
+    """Renew local subscriptions whose period ended and remind payers of renewal invoices left open (hourly, where
+    the outbox worker runs)."""
     from plugins.billing import renewals
 
     renewals.start(app.state.portal)

@@ -90,10 +90,12 @@ def register(group: click.Group) -> None:
     @click.option("--tenant", "tenant_slug", default=None, help="Only this tenant (default: every tenant).")
     @click.option("--now", "now_text", default=None, help="Pretend it is this ISO time (UTC), e.g. for a re-run.")
     def renew_command(tenant_slug: str | None, now_text: str | None) -> None:
-        """Start the next period of local subscriptions whose period ended and invoice it (safe to repeat)."""
+        """Start the next period of local subscriptions whose period ended and invoice it, then send the reminders
+        due for renewal invoices still open (safe to repeat: nothing is invoiced or mailed twice)."""
         from datetime import UTC, datetime
 
         from core.app import create_app
+        from plugins.billing.reminders import remind_open_invoices
         from plugins.billing.renewals import renew_due
 
         now = datetime.fromisoformat(now_text).replace(tzinfo=UTC) if now_text else None
@@ -107,10 +109,12 @@ def register(group: click.Group) -> None:
                 if tenant is None:
                     raise click.ClickException(f"no tenant {tenant_slug!r}")
                 tenant_id = tenant.id
-            return await renew_due(runtime, now, tenant_id)
-        report = run(go())
+            renewed = await renew_due(runtime, now, tenant_id)
+            return renewed, await remind_open_invoices(runtime, now, tenant_id)
+        report, reminders = run(go())
         click.echo(f"renewals: {report.invoiced} invoiced, {report.paused} paused, {report.ended} ended, "
                    f"{report.downgraded} downgraded")
+        click.echo(f"reminders: {reminders.invoices} open invoice(s) reminded, {reminders.mails} mail(s) queued")
         for line in report.skipped:
             click.echo(f"skipped {line}")
 

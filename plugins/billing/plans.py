@@ -5,7 +5,9 @@ organization except the plan id of its subscription. Prices are in minor units o
 the plan's currency; a limit of -1 means unlimited. Money is formatted with Babel
 in the tenant's billing locale. A plan's optional ``unit_prices`` (major units per unit
 over a limit, by usage metric) travel in ``portal_billing_summaries`` to whoever projects a
-bill; ``pause_allowed`` / ``pause_max_months`` (1-3) decide the pause offered on cancel.
+bill; ``pause_allowed`` / ``pause_max_months`` (1-3) decide the pause offered on cancel;
+``invoice_reminder_days`` (days after issue, default 3 and 7, ``[]`` for none) when a renewal invoice left
+open is reminded of (``reminders.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from babel.numbers import format_currency, get_currency_precision
+
+DEFAULT_REMINDER_DAYS = (3, 7)
+MAX_REMINDER_DAYS = 365
 
 LIMIT_LABELS = {"seats": "Seats", "api_calls": "API calls / month", "storage_gb": "Storage (GB)",
                 "projects": "Projects"}
@@ -65,6 +70,7 @@ class BillingConfig:
     portal_features: dict[str, Any] = field(default_factory=dict)
     pause_allowed: bool = False
     pause_max_months: int = 3
+    invoice_reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
 
     def plan(self, plan_id: str | None) -> Plan | None:
         """A plan by id (``None`` when the tenant no longer sells it)."""
@@ -104,7 +110,25 @@ def billing_config(tenant: Any) -> BillingConfig:
         portal_features=dict(raw.get("customer_portal") or {}),
         pause_allowed=bool(raw.get("pause_allowed", False)),
         pause_max_months=max(1, min(3, int(raw.get("pause_max_months", 3)))),
+        invoice_reminder_days=reminder_days(raw.get("invoice_reminder_days", DEFAULT_REMINDER_DAYS)),
     )
+
+
+def reminder_days(raw: Any) -> tuple[int, ...]:
+    """``invoice_reminder_days`` as sorted, distinct whole days from 1 to 365; entries that are not are skipped
+    (a typo drops one reminder, not every billing page), and an empty list means no reminders."""
+    values = raw if isinstance(raw, list | tuple) else [raw]
+    days = set()
+    for value in values:
+        if isinstance(value, bool):
+            continue
+        try:
+            day = int(value)
+        except (TypeError, ValueError):
+            continue
+        if 1 <= day <= MAX_REMINDER_DAYS:
+            days.add(day)
+    return tuple(sorted(days))
 
 
 def to_major(amount: int, currency: str) -> Decimal:

@@ -238,8 +238,9 @@ class LocalProvider:
 
         sub = await _subscription_or_fail(ctx, org)
         starts, resumes = as_utc(sub["pause_starts_at"]), as_utc(sub["pause_resumes_at"])
-        if starts is None or resumes is None or sub["status"] == "canceled":
+        if starts is None or sub["status"] == "canceled":
             raise BillingError("There is no pause to end.")
+        until = resumes.isoformat() if resumes is not None else None  # None: paused until resumed
         now = utcnow()
         cleared = {Subscription.pause_starts_at: None, Subscription.pause_resumes_at: None,
                    Subscription.updated_at: now}
@@ -248,7 +249,7 @@ class LocalProvider:
             if now < starts:
                 await Subscription.update(cleared).where(Subscription.id == sub["id"])
                 await emit(ctx, "billing.subscription.resumed", organization_id=org.id, target=target,
-                           before={"until": resumes.isoformat()}, after={"paused": False})
+                           before={"until": until}, after={"paused": False})
                 return ActionResult("The pause is called off: your plan continues as before.")
             plan = billing_config(ctx.tenant).plan(sub["plan_id"])
             if plan is None:
@@ -256,12 +257,12 @@ class LocalProvider:
             end = next_period_end(now, plan.interval)
             moved = await Subscription.update({**cleared, Subscription.current_period_start: now,
                                                Subscription.current_period_end: end}).where(
-                Subscription.id == sub["id"], Subscription.pause_resumes_at == resumes).returning(Subscription.id)
+                Subscription.id == sub["id"], Subscription.pause_starts_at == starts).returning(Subscription.id)
             if not moved:
                 raise BillingError("The subscription changed meanwhile; reload the page.")
             await invoice_period(ctx, org, plan, now, end, now)
             await emit(ctx, "billing.subscription.resumed", organization_id=org.id, target=target,
-                       before={"until": resumes.isoformat()}, after={"paused": False, "period_end": end.isoformat()})
+                       before={"until": until}, after={"paused": False, "period_end": end.isoformat()})
         return ActionResult(f"Welcome back: your subscription runs again from today; next invoice {end:%d %b %Y}.")
 
     async def sync_details(self, ctx: RequestContext, org: CurrentOrganization, details: dict[str, Any]) -> None:

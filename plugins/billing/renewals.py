@@ -5,7 +5,8 @@ the local ledger carries. At a period end the job, in one transaction per period
 
 - ends a subscription cancelled at period end (no invoice);
 - applies a downgrade scheduled for the period end (the next invoice is at the new price);
-- starts a pause: the next "period" runs to the resume date and is not invoiced;
+- starts a pause: the next "period" runs to the resume date and is not invoiced (a pause with no resume
+  date skips one plan interval at a time, uninvoiced, until someone resumes it);
 - otherwise starts the next period of the plan's interval and writes its invoice (paid with
   the card on file when it is valid, open with the tenant's payment terms otherwise).
 
@@ -80,9 +81,9 @@ async def renew_one(ctx: RequestContext, row: dict[str, Any], org: CurrentOrgani
         starts, resumes = as_utc(row["pause_starts_at"]), as_utc(row["pause_resumes_at"])
         values: dict[str, Any] = {"current_period_start": end, "plan_id": plan.id, "pending_plan_id": None,
                                   "updated_at": now}
-        pausing = starts is not None and resumes is not None and starts <= end < resumes
+        pausing = starts is not None and starts <= end and (resumes is None or end < resumes)
         if pausing:
-            values["current_period_end"] = resumes
+            values["current_period_end"] = resumes or next_period_end(end, plan.interval)
         else:
             values["current_period_end"] = next_period_end(end, plan.interval)
             if resumes is not None and resumes <= end:
@@ -109,7 +110,8 @@ async def invoice_period(ctx: RequestContext, org: CurrentOrganization, plan: An
     note = f"{customer['pm_brand'].title()} •••• {customer['pm_last4']}" if by_card and customer else ""
     invoice = await create_invoice(ctx, org.id, [plan_line(plan, start, end)], plan.currency,
                                    status="paid" if by_card else "open", issued_at=start,
-                                   paid_at=start if by_card else None, payment_note=note, period=(start, end))
+                                   paid_at=start if by_card else None, payment_note=note, period=(start, end),
+                                   kind="renewal")
     await emit(ctx, "billing.invoice.created", organization_id=org.id,
                target=Target("invoice", str(invoice["id"]), invoice["number"]),
                after={"status": invoice["status"], "total": invoice["total"], "renewal": True})
@@ -143,7 +145,10 @@ async def renew_due(runtime: Any, now: datetime | None = None, tenant_id: Any = 
 
 
 async def run_periodically(runtime: Any, interval: float) -> None:
-    """The app's renewal loop (started by ``portal_startup`` where the outbox worker runs)."""
+    """The app's renewal loop (started by ``portal_startup`` where the outbox worker runs): renewals, then the
+    reminders for renewal invoices still open (``reminders.py``), so a fresh invoice is never reminded of late."""
+    from plugins.billing.reminders import remind_open_invoices
+
     while True:
         try:
             await runtime.directory.ensure_fresh()
@@ -152,6 +157,12 @@ async def run_periodically(runtime: Any, interval: float) -> None:
                 log.info("billing renewals: %s", report)
         except Exception:  # noqa: BLE001 - try again next round
             log.exception("billing renewals failed")
+        try:
+            reminders = await remind_open_invoices(runtime)
+            if reminders.invoices:
+                log.info("billing invoice reminders: %s", reminders)
+        except Exception:  # noqa: BLE001 - try again next round
+            log.exception("billing invoice reminders failed")
         await asyncio.sleep(interval)
 
 

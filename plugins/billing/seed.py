@@ -5,7 +5,8 @@
 - cypress-creek: cancelling at the end of the period (reason "too expensive").
 - springfield-power: a contract customer paying by bank transfer, with contract terms.
 - any other organization: the tenant's first plan, paid every month.
-Idempotent: an organization that already has a subscription is left alone.
+The monthly invoices are renewal invoices (``kind="renewal"``), as the renewal job writes them, so the open ones
+are reminded of. Idempotent: an organization that already has a subscription is left alone.
 """
 
 from __future__ import annotations
@@ -89,5 +90,6 @@ async def seed_organization(ctx: RequestContext, org: Any) -> bool:
             if latest and profile.get("overdue_latest"):
                 status, paid_at, due = "open", None, issued + timedelta(days=7)
             await create_invoice(ctx, org["id"], lines, plan.currency, status=status, issued_at=issued, due_at=due,
-                                 paid_at=paid_at, payment_note=note if status == "paid" else "", period=(start, end))
+                                 paid_at=paid_at, payment_note=note if status == "paid" else "", period=(start, end),
+                                 kind="renewal")
     return True

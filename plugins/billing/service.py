@@ -70,15 +70,21 @@ class SubscriptionView:
 
     @property
     def pause_resumes_at(self) -> datetime | None:
-        """When billing resumes after a pause."""
+        """When billing resumes after a pause (None for a pause that runs until someone resumes it)."""
         return as_utc(self.row.get("pause_resumes_at"))
+
+    @property
+    def pause_scheduled(self) -> bool:
+        """Whether a pause is set at all (begun or not, with or without a resume date): the page shows it."""
+        return self.row.get("pause_starts_at") is not None
 
 
 def paused_now(row: dict[str, Any], now: datetime | None = None) -> bool:
-    """Whether the subscription is inside a pause (between the paid period's end and the resume date)."""
+    """Whether the subscription is inside a pause: from the paid period's end to the resume date, or
+    indefinitely when the pause has no resume date (Stripe's ``pause_collection`` without ``resumes_at``)."""
     starts, resumes = as_utc(row.get("pause_starts_at")), as_utc(row.get("pause_resumes_at"))
     now = now or utcnow()
-    return starts is not None and resumes is not None and starts <= now < resumes
+    return starts is not None and starts <= now and (resumes is None or now < resumes)
 
 
 def display_status(row: dict[str, Any], now: datetime | None = None) -> str:
@@ -172,8 +178,9 @@ def plan_line(plan: Plan, start: datetime, end: datetime, amount: int | None = N
 async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dict[str, Any]], currency: str, *,
                          status: str = "open", issued_at: datetime | None = None, due_at: datetime | None = None,
                          paid_at: datetime | None = None, payment_note: str = "", number: str | None = None,
-                         period: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
-    """Write an invoice of the local ledger with tax from the tenant's settings."""
+                         period: tuple[datetime, datetime] | None = None, kind: str = "") -> dict[str, Any]:
+    """Write an invoice of the local ledger with tax from the tenant's settings (``kind="renewal"`` for a
+    period's invoice from the renewal job: those are the ones reminded of while open)."""
     config = billing_config(ctx.tenant)
     subtotal = sum(int(line["amount"]) for line in lines)
     tax = tax_of(subtotal, config.tax_rate)
@@ -186,7 +193,7 @@ async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dic
         amount_paid=total if status == "paid" else 0, lines=lines,
         period_start=period[0] if period else None, period_end=period[1] if period else None,
         issued_at=issued, due_at=due_at or issued + timedelta(days=config.payment_terms_days),
-        paid_at=paid_at, payment_note=payment_note, created_at=utcnow(),
+        paid_at=paid_at, payment_note=payment_note, kind=kind, created_at=utcnow(),
     )
     await Invoice.insert(row)
     return row.to_dict()
@@ -276,7 +283,7 @@ def pause_refusal(config: BillingConfig, row: dict[str, Any] | None, months: int
         return "Your contract sets your plan; contact your account manager."
     if row is None or row["status"] != "active" or row["cancel_at_period_end"]:
         return "Only an active subscription can be paused."
-    if row["pause_resumes_at"] is not None:
+    if row["pause_starts_at"] is not None or row["pause_resumes_at"] is not None:
         return "This subscription is already paused."
     return None
 

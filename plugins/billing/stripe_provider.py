@@ -209,9 +209,9 @@ class StripeProvider:
                             "No invoices in between.")
 
     async def resume(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
-        """Unset ``pause_collection``: Stripe invoices again from the next period."""
+        """Unset ``pause_collection`` (dated or until resumed): Stripe invoices again from the next period."""
         row = await self._sub(ctx, org)
-        if row["pause_resumes_at"] is None:
+        if row["pause_starts_at"] is None and row["pause_resumes_at"] is None:
             raise BillingError("There is no pause to end.")
         updated = await call(self.client.v1.subscriptions.update, row["stripe_subscription_id"],
                              params={"pause_collection": ""})

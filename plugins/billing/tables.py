@@ -5,8 +5,12 @@ are the ledger (LocalProvider) or the mirror of Stripe invoices (StripeProvider)
 ``source_created`` holds the ``created`` time of the newest Stripe event applied to a
 row (on the customer: its card; ``details_source_created``: its billing details), so an
 older event arriving late never rolls it back. A pause runs from ``pause_starts_at`` (the
-end of the period already paid) to ``pause_resumes_at``. ``StripeAccount`` keeps a
-tenant's Stripe keys encrypted; ``StripeEvent`` makes each webhook event apply once.
+end of the period already paid) to ``pause_resumes_at``; a pause with ``pause_starts_at`` and no
+``pause_resumes_at`` runs until someone resumes it (Stripe's ``pause_collection`` without
+``resumes_at``). An invoice's ``kind`` says what wrote it (``renewal`` for the renewal job's period
+invoices, empty for the rest); ``reminder_days`` is the last reminder step sent for it (0: none), the
+claim that keeps a reminder from going out twice. ``StripeAccount`` keeps a tenant's Stripe keys
+encrypted; ``StripeEvent`` makes each webhook event apply once.
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ class Invoice(Table, tablename="billing_invoice"):
     payment_note = Varchar(length=200, default="")
     stripe_invoice_id = Varchar(length=100, null=True, default=None, index=True)
     source_created = BigInt(default=0)
+    kind = Varchar(length=20, default="")
+    reminder_days = Integer(default=0)
+    reminded_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
 
 

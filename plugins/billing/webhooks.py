@@ -67,13 +67,14 @@ def _plan_id(ctx: RequestContext, sub: dict[str, Any]) -> str | None:
 
 
 def _pause(sub: dict[str, Any], row: dict[str, Any] | None, period_end: datetime) -> dict[str, Any]:
-    """Stripe's ``pause_collection`` as our pause: from the end of the paid period to ``resumes_at``."""
-    pause = sub.get("pause_collection") or {}
-    resumes = _ts(pause.get("resumes_at")) if isinstance(pause, dict) else None
-    if resumes is None:
+    """Stripe's ``pause_collection`` as our pause: from the end of the paid period to ``resumes_at`` or, when it
+    has none (paused from Stripe's dashboard "until resumed"), with no resume date; cleared when Stripe clears it.
+    A pause that was already mirrored keeps its start, so a renewal while paused does not push it back."""
+    pause = sub.get("pause_collection")
+    if not isinstance(pause, dict) or not pause:
         return {"pause_starts_at": None, "pause_resumes_at": None}
     starts = (row or {}).get("pause_starts_at") or period_end
-    return {"pause_starts_at": starts, "pause_resumes_at": resumes}
+    return {"pause_starts_at": starts, "pause_resumes_at": _ts(pause.get("resumes_at"))}
 
 
 async def apply_subscription(ctx: RequestContext, sub: dict[str, Any], created: int, *, deleted: bool = False,

@@ -65,6 +65,8 @@ async def test_summary_amounts_unit_prices_and_period(billing_app, billing_tenan
     ({"status": "canceled"}, "cancelled"),
     ({"status": "active", "pause_starts_at": "past", "pause_resumes_at": "future"}, "paused"),
     ({"status": "active", "pause_starts_at": "future", "pause_resumes_at": "later"}, "active"),
+    ({"status": "active", "pause_starts_at": "past"}, "paused"),  # no resume date: paused until resumed
+    ({"status": "active", "pause_starts_at": "future"}, "active"),
 ])
 async def test_summary_status_words(billing_app, billing_tenant, values, status):
     tenant = await billing_tenant("rocket-labs")

@@ -85,3 +85,32 @@ async def test_viewer_cannot_pause(billing_app, billing_tenant):
         response = await post(client, org + "/pause", {"months": "1"}, token_from=org)
         assert response.status_code == 403
     assert (await sub_of(tenant))["pause_resumes_at"] is None
+
+
+async def test_pause_without_resume_date_on_the_ledger_skips_invoices_until_resumed(billing_app, billing_tenant):
+    """A pause with no resume date (as mirrored from Stripe, should the organization move to the ledger): renewals
+    move on one interval at a time without invoices, the page says so, and resuming invoices a new period."""
+    from plugins.billing.renewals import renew_due
+
+    tenant = await billing_tenant("rocket-labs")
+    now = utcnow()
+    ended = now - timedelta(days=10)
+    await Subscription.update({Subscription.pause_starts_at: ended, Subscription.pause_resumes_at: None,
+                               Subscription.current_period_start: add_months(ended, -1),
+                               Subscription.current_period_end: ended}).where(
+        Subscription.organization == tenant.org_id)
+    count = await Invoice.count().where(Invoice.organization == tenant.org_id)
+    report = await renew_due(billing_app.state.portal, now, tenant.id)
+    assert (report.paused, report.invoiced) == (1, 0)
+    sub = await sub_of(tenant)
+    assert as_utc(sub["current_period_end"]) == add_months(ended, 1) and as_utc(sub["pause_starts_at"]) == ended
+    assert await Invoice.count().where(Invoice.organization == tenant.org_id) == count
+    org = BILLING.format(org=tenant.org_slug)
+    async with signed_in(billing_app, tenant) as client:
+        page = (await client.get(org)).text
+        assert 'data-testid="subscription-status">Paused' in page and "Paused until resumed" in page
+        response = await post(client, org + "/resume", token_from=org)
+        assert "Welcome back" in (await client.get(response.headers["location"])).text
+    sub = await sub_of(tenant)
+    assert sub["pause_starts_at"] is None and abs((as_utc(sub["current_period_start"]) - now).total_seconds()) < 60
+    assert await Invoice.count().where(Invoice.organization == tenant.org_id) == count + 1

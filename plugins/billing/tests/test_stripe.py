@@ -305,3 +305,84 @@ async def test_payment_method_attached_and_detached_update_the_shown_card(billin
                                 {"customer": customer.id})) == "processed"
         row = await BillingCustomer.select().where(BillingCustomer.organization == tenant.org_id).first()
         assert (row["pm_id"], row["pm_last4"]) == ("", "")
+
+
+async def test_pause_without_resume_date_from_webhooks_shows_paused_until_resumed(billing_app, stripe_tenant):
+    """A pause set in Stripe's dashboard "until resumed" (``pause_collection`` with no ``resumes_at``): mirrored
+    with no resume date, still paused after a renewal, active again once Stripe clears it."""
+    from core.db import as_utc
+
+    tenant, _client, customer = stripe_tenant
+    now = int(time.time())
+    day = 86400
+
+    def event(n, start, end, pause):
+        return json.dumps({"id": f"evt_open_pause_{n}_{tenant.slug}", "type": "customer.subscription.updated",
+                           "created": now - 100 + n, "data": {"object": {
+                               "id": "sub_open_pause", "object": "subscription", "customer": customer.id,
+                               "status": "active", "cancel_at_period_end": False, "pause_collection": pause,
+                               "current_period_start": start, "current_period_end": end,
+                               "items": {"data": [{"id": "si_1", "plan": {"id": "team"}}]}}}}).encode()
+
+    org = f"/o/{tenant.org_slug}/billing"
+    async with client_for(billing_app, tenant.host) as http:
+        await login(http, tenant.email("owner"))
+
+        async def deliver(body):
+            response = await http.post("/billing/webhooks/stripe", content=body,
+                                       headers={"Stripe-Signature": sign(body)})
+            assert response.json()["outcome"] == "processed"
+            return await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+
+        # paused from the dashboard during the period that ended ten days ago
+        sub = await deliver(event(1, now - 40 * day, now - 10 * day, {"behavior": "void", "resumes_at": None}))
+        assert as_utc(sub["pause_starts_at"]).timestamp() == now - 10 * day and sub["pause_resumes_at"] is None
+        # Stripe renews the subscription while collection stays paused: the pause keeps its start
+        sub = await deliver(event(2, now - 10 * day, now + 20 * day, {"behavior": "void", "resumes_at": None}))
+        assert as_utc(sub["pause_starts_at"]).timestamp() == now - 10 * day and sub["pause_resumes_at"] is None
+        page = (await http.get(org)).text
+        assert 'data-testid="subscription-status">Paused' in page
+        assert "Paused until resumed" in page and "Resume now" in page and "Next invoice" not in page
+        assert 'data-testid="pause-offer"' not in (await http.get(org + "/cancel")).text  # paused already
+        # Stripe clears pause_collection: active again, billed from the period end
+        sub = await deliver(event(3, now - 10 * day, now + 20 * day, None))
+        assert sub["pause_starts_at"] is None and sub["pause_resumes_at"] is None
+        page = (await http.get(org)).text
+        assert 'data-testid="subscription-status">Active' in page
+        assert "pause-state" not in page and "Next invoice" in page
+
+
+async def test_sync_mirrors_a_pause_without_resume_date_and_the_page_calls_it_off(billing_app, stripe_tenant,
+                                                                                  receiver, localstripe_url):
+    """Set on localstripe through FAKE_PAUSE_COLLECTION with no ``resumes_at``, backfilled by ``portal billing
+    sync``; "Call off the pause" unsets it on Stripe."""
+    from core.db import as_utc
+    from plugins.billing.webhooks import sync_organization
+
+    tenant, client, customer = stripe_tenant
+    created = await asyncio.to_thread(client.v1.subscriptions.create, params={"customer": customer.id,
+                                                                              "items": [{"plan": "starter"}]})
+    await relay(billing_app, tenant.host, receiver, wanted=SUBSCRIBED)
+    await asyncio.to_thread(client.v1.subscriptions.update, created.id,
+                            params={"pause_collection": {"behavior": "void"}})
+    runtime = billing_app.state.portal
+    ctx = system_context(runtime, runtime.directory.get(tenant.id),
+                         organization=CurrentOrganization(tenant.org_id, tenant.org_slug, "Org"))
+    assert (await sync_organization(ctx, ctx.organization))["subscriptions"] == 1
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    end = as_utc(sub["current_period_end"])
+    assert as_utc(sub["pause_starts_at"]) == end and sub["pause_resumes_at"] is None
+    org = f"/o/{tenant.org_slug}/billing"
+    async with client_for(billing_app, tenant.host) as http:
+        await login(http, tenant.email("owner"))
+        page = (await http.get(org)).text
+        assert 'data-testid="subscription-status">Active' in page  # the paid period runs to its end
+        assert f"Pausing from {end:%d %b %Y} until resumed" in page and "Call off the pause" in page
+        token = await csrf_token(http, org)
+        response = await http.post(org + "/resume", data={"_csrf_token": token})
+        assert "pause is over" in (await http.get(response.headers["location"])).text
+    sent = httpx.get(f"{localstripe_url}/FAKE_PAUSE_COLLECTION/requests", auth=("sk_test_x", "")).json()
+    assert [r["form"] for r in sent if r["subscription"] == created.id] == [
+        {"pause_collection[behavior]": "void"}, {"pause_collection": ""}]
+    sub = await Subscription.select().where(Subscription.organization == tenant.org_id).first()
+    assert sub["pause_starts_at"] is None and sub["pause_resumes_at"] is None
