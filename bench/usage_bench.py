@@ -527,4 +527,9 @@ if __name__ == "__main__":
     parser.add_argument("--skip-ingest", action="store_true", help="only the reads")
     parser.add_argument("--keep", metavar="FILE", help="SQLite only: seed into FILE and keep it; reuse it if it "
                         "exists (saves the seeding between runs while tuning)")
-    asyncio.run(main(parser.parse_args()))
+    try:  # the served app runs on uvloop (granian and uvicorn pick it when installed): read under it too
+        import uvloop
+    except ImportError:
+        asyncio.run(main(parser.parse_args()))
+    else:
+        uvloop.run(main(parser.parse_args()))
