@@ -173,6 +173,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     if (raw := get("MAIL_BACKEND")) is not None:
         if raw not in {"dev", "smtp"}:
             raise SettingsError("PORTAL_MAIL_BACKEND: expected dev or smtp")
+        if raw == "dev" and portal_env == "production":  # /_dev/mail would show anyone the reset links
+            raise SettingsError("PORTAL_MAIL_BACKEND: the dev backend is refused in production "
+                                "(its mail, reset links included, is readable at /_dev/mail)")
         values["mail_backend"] = raw
     elif portal_env == "production":
         values["mail_backend"] = "smtp"

@@ -34,6 +34,8 @@ def test_production_requires_a_secret_and_never_generates_one(tmp_path):
     ({"PORTAL_REDIS_URL": "http://x"}, "PORTAL_REDIS_URL"),
     ({"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "s" * 40, "PORTAL_PASSWORD_HASH_PROFILE": "test"},
      "cheap test profile is refused in production"),
+    ({"PORTAL_ENV": "production", "PORTAL_SECRET_KEY": "s" * 40, "PORTAL_MAIL_BACKEND": "dev"},
+     "dev backend is refused in production"),
 ])
 def test_bad_settings_name_the_variable(env, message, tmp_path):
     with pytest.raises(SettingsError, match=message):
