@@ -10,7 +10,6 @@ with its domain event, so the audit record commits with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from core.context import CurrentOrganization, RequestContext
@@ -21,6 +20,8 @@ from plugins.billing.plans import Plan, billing_config, money
 from plugins.billing.service import (
     Proration,
     add_months,
+    card_expired,
+    card_note,
     create_invoice,
     customer_of,
     next_period_end,
@@ -28,6 +29,7 @@ from plugins.billing.service import (
     pause_refusal,
     plan_line,
     preview_change,
+    settlement,
     subscription_of,
 )
 from plugins.billing.tables import BillingCustomer, Invoice, Subscription
@@ -88,14 +90,6 @@ class BillingProvider(Protocol):
         ...
 
 
-def card_expired(customer: dict[str, Any] | None, now: datetime | None = None) -> bool:
-    """Whether the card on file is past its expiry month (or there is none)."""
-    if not customer or not customer["pm_last4"]:
-        return True
-    now = now or utcnow()
-    return (customer["pm_exp_year"], customer["pm_exp_month"]) < (now.year, now.month)
-
-
 async def _subscription_or_fail(ctx: RequestContext, org: CurrentOrganization) -> dict[str, Any]:
     row = await subscription_of(ctx.tenant.id, org.id)
     if row is None:
@@ -110,7 +104,11 @@ class LocalProvider:
     name = "local"
 
     async def change_plan(self, ctx: RequestContext, org: CurrentOrganization, target: Plan) -> ActionResult:
-        """Upgrade now with a proration invoice, or schedule a downgrade for the period end."""
+        """Upgrade now with a proration invoice, or schedule a downgrade for the period end.
+
+        The proration invoice (``kind="proration"``) settles as a renewal invoice does (``service.settlement``):
+        charged at once to a valid card on file, open with the payment terms (and reminded of) otherwise; a credit
+        (a downgrade the tenant applies at once) is recorded with nothing charged."""
         config = billing_config(ctx.tenant)
         sub = await _subscription_or_fail(ctx, org)
         current = config.plan(sub["plan_id"])
@@ -122,16 +120,27 @@ class LocalProvider:
             if proration.effective_now:
                 await Subscription.update({Subscription.plan_id: target.id, Subscription.pending_plan_id: None,
                                            Subscription.updated_at: now}).where(Subscription.id == sub["id"])
+                message = f"You are now on {target.name}."
                 if proration.subtotal:
                     end = as_utc(sub["current_period_end"])
                     assert end is not None
-                    await create_invoice(ctx, org.id, [
+                    settled = settlement(await customer_of(ctx.tenant.id, org.id), now, proration.subtotal)
+                    invoice = await create_invoice(ctx, org.id, [
                         plan_line(current, now, end, -proration.credit,
                                   f"Unused time on {current.name} after {now:%d %b %Y}"),
                         plan_line(target, now, end, proration.charge,
                                   f"Remaining time on {target.name} after {now:%d %b %Y}"),
-                    ], target.currency, period=(now, end))
-                message = f"You are now on {target.name}."
+                    ], target.currency, status=settled.status, issued_at=now, paid_at=settled.paid_at,
+                        payment_note=settled.payment_note, period=(now, end), kind="proration")
+                    await emit(ctx, "billing.invoice.created", organization_id=org.id,
+                               target=Target("invoice", str(invoice["id"]), invoice["number"]),
+                               after={"status": invoice["status"], "total": invoice["total"], "proration": True})
+                    amount = money(invoice["total"], invoice["currency"], config.locale)
+                    if invoice["status"] == "open":
+                        message += (f" Invoice {invoice['number']} for {amount} is due on "
+                                    f"{as_utc(invoice['due_at']):%d %b %Y}.")
+                    elif invoice["payment_note"]:
+                        message += f" {amount} was charged to {invoice['payment_note']}."
             else:
                 await Subscription.update({Subscription.pending_plan_id: target.id, Subscription.updated_at: now}
                                           ).where(Subscription.id == sub["id"])
@@ -198,7 +207,7 @@ class LocalProvider:
                                outcome="failure", data={"reason": reason})
             raise BillingError(f"Payment failed: {reason} Update the payment method, then retry.")
         assert customer is not None
-        note = f"{customer['pm_brand'].title()} •••• {customer['pm_last4']}"
+        note = card_note(customer)
         async with atomic():
             for invoice in invoices:
                 await Invoice.update({Invoice.status: "paid", Invoice.paid_at: now,

@@ -1,11 +1,13 @@
-"""Reminders for renewal invoices left open: one email per reminder step per invoice, exactly once.
+"""Reminders for ledger invoices left open: one email per reminder step per invoice, exactly once.
 
-A renewal invoice of the local ledger (``kind = "renewal"``, written by ``renewals.invoice_period``) that
-is still open some days after it was issued is reminded of: the tenant sets the steps in
-``[settings.billing] invoice_reminder_days`` (days after issue; default 3 and 7; ``[]`` for none). The
-owners and billing members of the organization (``billing_contacts``, as for a failed payment) get a mail
-with the amount still due, the due date and links to the invoice and the billing page, and a bell
-notification; ``billing.invoice.reminder_sent`` records it.
+An invoice of the local ledger owed for the plan that is still open some days after it was issued is
+reminded of: a period's (``kind = "renewal"``, written by ``renewals.invoice_period``) or a mid-period
+upgrade's (``kind = "proration"``, written by ``LocalProvider.change_plan``). Both settle on issue by the same
+rule (``service.settlement``), so they are open only when no valid card on file paid them (contract terms,
+bank transfer, an expired card). The tenant sets the steps in ``[settings.billing] invoice_reminder_days``
+(days after issue; default 3 and 7; ``[]`` for none). The owners and billing members of the organization
+(``billing_contacts``, as for a failed payment) get a mail with the amount still due, the due date and links
+to the invoice and the billing page, and a bell notification; ``billing.invoice.reminder_sent`` records it.
 
 The sweep runs after every renewal run (the hourly loop where the outbox worker runs, and
 ``portal billing renew``). Exactly once: a step is claimed with an update conditioned on the invoice
@@ -33,6 +35,8 @@ from plugins.billing.service import billing_contacts
 from plugins.billing.tables import Invoice
 
 RENEWAL = "renewal"
+PRORATION = "proration"
+REMINDED_KINDS = (RENEWAL, PRORATION)
 
 
 @dataclass
@@ -51,15 +55,16 @@ def due_step(days: tuple[int, ...], issued: datetime, sent: int, now: datetime) 
 
 
 async def remind_open_invoices(runtime: Any, now: datetime | None = None, tenant_id: Any = None) -> ReminderReport:
-    """Send the reminders due now for open renewal invoices (on tenants with billing enabled); safe to repeat."""
+    """Send the reminders due now for open renewal and proration invoices (on tenants with billing enabled); safe
+    to repeat."""
     now = now or utcnow()
     report = ReminderReport()
     query = Invoice.select(
         Invoice.id, Invoice.tenant, Invoice.organization, Invoice.number, Invoice.currency, Invoice.total,
         Invoice.amount_paid, Invoice.issued_at, Invoice.due_at, Invoice.reminder_days,
         Invoice.organization.slug.as_alias("org_slug"), Invoice.organization.name.as_alias("org_name"),
-    ).where(Invoice.status == "open", Invoice.issued_at <= now - timedelta(days=1), Invoice.kind == RENEWAL,
-            Invoice.stripe_invoice_id.is_null())
+    ).where(Invoice.status == "open", Invoice.issued_at <= now - timedelta(days=1),
+            Invoice.kind.is_in(list(REMINDED_KINDS)), Invoice.stripe_invoice_id.is_null())
     if tenant_id is not None:
         query = query.where(Invoice.tenant == tenant_id)
     for row in await query.order_by(Invoice.issued_at):

@@ -30,8 +30,7 @@ from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from core.tables import Organization
 from plugins.billing.plans import billing_config
-from plugins.billing.providers import card_expired
-from plugins.billing.service import create_invoice, customer_of, next_period_end, plan_line
+from plugins.billing.service import create_invoice, customer_of, next_period_end, plan_line, settlement
 from plugins.billing.tables import Subscription
 
 log = logging.getLogger("portal.billing.renewals")
@@ -104,14 +103,12 @@ async def renew_one(ctx: RequestContext, row: dict[str, Any], org: CurrentOrgani
 
 async def invoice_period(ctx: RequestContext, org: CurrentOrganization, plan: Any, start: datetime,
                           end: datetime, now: datetime) -> None:
-    """The period's invoice: paid with a valid card on file, open (payment terms) for contracts and bank transfer."""
-    customer = await customer_of(ctx.tenant.id, org.id)
-    by_card = customer is not None and not customer["contract_terms"] and not card_expired(customer, start)
-    note = f"{customer['pm_brand'].title()} •••• {customer['pm_last4']}" if by_card and customer else ""
+    """The period's invoice: paid with a valid card on file, open (payment terms) for contracts and bank transfer
+    (``service.settlement``, the rule proration invoices follow too)."""
+    settled = settlement(await customer_of(ctx.tenant.id, org.id), start, plan.price)
     invoice = await create_invoice(ctx, org.id, [plan_line(plan, start, end)], plan.currency,
-                                   status="paid" if by_card else "open", issued_at=start,
-                                   paid_at=start if by_card else None, payment_note=note, period=(start, end),
-                                   kind="renewal")
+                                   status=settled.status, issued_at=start, paid_at=settled.paid_at,
+                                   payment_note=settled.payment_note, period=(start, end), kind="renewal")
     await emit(ctx, "billing.invoice.created", organization_id=org.id,
                target=Target("invoice", str(invoice["id"]), invoice["number"]),
                after={"status": invoice["status"], "total": invoice["total"], "renewal": True})
@@ -146,7 +143,8 @@ async def renew_due(runtime: Any, now: datetime | None = None, tenant_id: Any = 
 
 async def run_periodically(runtime: Any, interval: float) -> None:
     """The app's renewal loop (started by ``portal_startup`` where the outbox worker runs): renewals, then the
-    reminders for renewal invoices still open (``reminders.py``), so a fresh invoice is never reminded of late."""
+    reminders for renewal and proration invoices still open (``reminders.py``), so a fresh invoice is never
+    reminded of late."""
     from plugins.billing.reminders import remind_open_invoices
 
     while True:

@@ -22,12 +22,13 @@ from core.rendering import render
 from plugins.billing import pdf
 from plugins.billing.details import countries, validate_details
 from plugins.billing.plans import LIMIT_LABELS, billing_config, limit_text, money
-from plugins.billing.providers import BillingError, card_expired, provider_for, save_details
+from plugins.billing.providers import BillingError, provider_for, save_details
 from plugins.billing.service import (
     CANCEL_REASONS,
     INVOICES_PER_PAGE,
     STATUS_BADGES,
     allowed_targets,
+    card_expired,
     change_refusal,
     customer_of,
     ensure_customer,

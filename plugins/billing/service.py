@@ -175,12 +175,53 @@ def plan_line(plan: Plan, start: datetime, end: datetime, amount: int | None = N
             "unit_amount": value, "amount": value, "period_start": start.isoformat(), "period_end": end.isoformat()}
 
 
+def card_expired(customer: dict[str, Any] | None, now: datetime | None = None) -> bool:
+    """Whether the card on file is past its expiry month (or there is none)."""
+    if not customer or not customer["pm_last4"]:
+        return True
+    now = now or utcnow()
+    return (customer["pm_exp_year"], customer["pm_exp_month"]) < (now.year, now.month)
+
+
+def card_note(customer: dict[str, Any]) -> str:
+    """The card on file as an invoice's payment note: ``Visa •••• 4242``."""
+    return f"{customer['pm_brand'].title()} •••• {customer['pm_last4']}"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a ledger invoice stands once issued: ``create_invoice``'s ``status``, ``paid_at`` and ``payment_note``."""
+
+    status: str
+    paid_at: datetime | None = None
+    payment_note: str = ""
+
+
+def settlement(customer: dict[str, Any] | None, at: datetime, amount: int) -> Settlement:
+    """How an invoice of the local ledger issued at ``at`` for ``amount`` (before tax, which never turns its sign)
+    settles for ``customer`` — the one rule for renewal and proration invoices alike:
+
+    - nothing to collect (zero, or a credit such as a downgrade applied at once): settled as issued, nothing charged
+      (and nothing refunded: the ledger keeps no balance);
+    - a valid card on file and no contract: charged at once, paid with the card in the note;
+    - otherwise (contract terms, bank transfer, no card or an expired one): open with the tenant's payment terms,
+      and reminded of while it stays open (``reminders.py``).
+    """
+    if amount <= 0:
+        return Settlement("paid", at)
+    if customer is not None and not customer["contract_terms"] and not card_expired(customer, at):
+        return Settlement("paid", at, card_note(customer))
+    return Settlement("open")
+
+
 async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dict[str, Any]], currency: str, *,
                          status: str = "open", issued_at: datetime | None = None, due_at: datetime | None = None,
                          paid_at: datetime | None = None, payment_note: str = "", number: str | None = None,
                          period: tuple[datetime, datetime] | None = None, kind: str = "") -> dict[str, Any]:
-    """Write an invoice of the local ledger with tax from the tenant's settings (``kind="renewal"`` for a
-    period's invoice from the renewal job: those are the ones reminded of while open)."""
+    """Write an invoice of the local ledger with tax from the tenant's settings (``kind``: ``renewal`` for a
+    period's invoice from the renewal job, ``proration`` for a plan change's; those are reminded of while open).
+    Callers that settle it on issue take ``status``, ``paid_at`` and ``payment_note`` from ``settlement``; a paid
+    credit records nothing paid."""
     config = billing_config(ctx.tenant)
     subtotal = sum(int(line["amount"]) for line in lines)
     tax = tax_of(subtotal, config.tax_rate)
@@ -190,7 +231,7 @@ async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dic
         id=uuid.uuid4(), tenant=ctx.tenant.id, organization=org_id,
         number=number or await next_invoice_number(ctx.tenant, org_id), status=status, currency=currency,
         subtotal=subtotal, tax=tax, tax_rate=str(config.tax_rate), total=total,
-        amount_paid=total if status == "paid" else 0, lines=lines,
+        amount_paid=max(total, 0) if status == "paid" else 0, lines=lines,
         period_start=period[0] if period else None, period_end=period[1] if period else None,
         issued_at=issued, due_at=due_at or issued + timedelta(days=config.payment_terms_days),
         paid_at=paid_at, payment_note=payment_note, kind=kind, created_at=utcnow(),

@@ -8,8 +8,9 @@ older event arriving late never rolls it back. A pause runs from ``pause_starts_
 end of the period already paid) to ``pause_resumes_at``; a pause with ``pause_starts_at`` and no
 ``pause_resumes_at`` runs until someone resumes it (Stripe's ``pause_collection`` without
 ``resumes_at``). An invoice's ``kind`` says what wrote it (``renewal`` for the renewal job's period
-invoices, empty for the rest); ``reminder_days`` is the last reminder step sent for it (0: none), the
-claim that keeps a reminder from going out twice. ``StripeAccount`` keeps a tenant's Stripe keys
+invoices, ``proration`` for a local plan change's invoice, empty for the rest); open ``renewal`` and
+``proration`` invoices are reminded of, and ``reminder_days`` is the last reminder step sent for it (0: none),
+the claim that keeps a reminder from going out twice. ``StripeAccount`` keeps a tenant's Stripe keys
 encrypted; ``StripeEvent`` makes each webhook event apply once.
 """
 

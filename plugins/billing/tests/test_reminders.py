@@ -212,3 +212,35 @@ async def test_each_tenant_and_organization_hears_only_of_its_own_invoices(billi
     assert theirs["number"] in to_second["Subject"]
     assert f"http://{second.host}/o/{second.org_slug}/billing/invoices/{theirs['id']}/pdf" in text_of(to_second)
     assert len(smtp_inbox.to(first.email("owner"))) == 1
+
+
+async def test_an_upgrade_left_open_is_reminded_of_once_per_step(billing_app, billing_tenant, smtp_inbox,
+                                                                 event_recorder):
+    tenant = await billing_tenant("anvil-works", plugins=PLUGINS)  # Starter, the card on file expired
+    runtime = billing_app.state.portal
+    org = BILLING.format(org=tenant.org_slug)
+    async with signed_in(billing_app, tenant) as client:
+        await post(client, org + "/plans/team", token_from=org + "/plans/team")
+    upgrade = await Invoice.select().where(Invoice.organization == tenant.org_id, Invoice.kind == "proration").first()
+    assert upgrade["status"] == "open"
+    issued = as_utc(upgrade["issued_at"])
+
+    def reminded():
+        return [(e.before, e.after) for e in event_recorder.of("billing.invoice.reminder_sent", tenant.id)
+                if e.target.id == str(upgrade["id"])]
+
+    await remind_open_invoices(runtime, issued + timedelta(hours=2), tenant.id)  # the demo's overdue renewal only
+    assert reminded() == []
+    early = await remind_open_invoices(runtime, issued + timedelta(days=3, minutes=-1), tenant.id)
+    assert early.invoices == 0
+    first = await remind_open_invoices(runtime, issued + timedelta(days=3, minutes=1), tenant.id)
+    assert (first.invoices, first.mails) == (1, 2)
+    assert (await remind_open_invoices(runtime, issued + timedelta(days=3, hours=1), tenant.id)).invoices == 0
+    assert reminded() == [({"reminder_days": 0}, {"reminder_days": 3})]
+    await deliver_outbox(billing_app)
+    for role in ("owner", "billing"):
+        [message] = [m for m in smtp_inbox.to(tenant.email(role)) if upgrade["number"] in m["Subject"]]
+        amount = f"€{upgrade['total'] / 100:.2f}"
+        assert message["Subject"] == (f"Reminder: invoice {upgrade['number']} for Org {tenant.slug} ({amount}) "
+                                      f"is due on {as_utc(upgrade['due_at']):%d %b %Y}")
+    assert (await Invoice.select().where(Invoice.id == upgrade["id"]).first())["reminder_days"] == 3
