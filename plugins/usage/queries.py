@@ -88,7 +88,7 @@ async def page_series(org_id: uuid.UUID, metrics: list[str], period_start: date,
     ahead counts once it is today). Naming the metrics lets every part walk an index as
     a range. Every range has both ends so that PostgreSQL, which estimates an open range
     on a parameter as a third of the table, keeps the generic plan of the prepared
-    statement instead of planning each read again (0.28 of 0.7 ms, ``bench/usage_bench.py``).
+    statement instead of planning each read again (measured: 0.28 ms of a 0.7 ms read).
     Runs through ``fetch_small`` (no Piccolo query building, and on SQLite no hop to a
     driver thread): the query itself is most of its cost.
     """
