@@ -9,7 +9,8 @@ applied in one transaction.
 
 The manifest seeds a tenant; the reseller then runs it from the console. What the
 console changed is listed in ``Tenant.console_owned`` (``theme``, ``branding``,
-``logo``, ``plugins``, ``domains.primary``, ``settings.<section>``) and domains added
+``logo``, ``plugins``, ``domains.primary``, ``settings.<section>.<key>``; a whole
+``settings.<section>`` in records written before keys were tracked) and domains added
 there carry ``source = "console"``: applying keeps those and reports them as kept,
 so re-applying the operator's files never undoes a reseller's work. ``reset_console``
 (``portal tenants apply --reset-console``) hands everything back to the manifest.
@@ -154,26 +155,47 @@ def _owned_by_console(row: dict[str, Any] | None) -> set[str]:
     return set(load_json(row.get("console_owned")) or []) if row else set()
 
 
+_ABSENT = object()
+
+
+def _setting_at(settings: dict[str, Any], path: str) -> Any:
+    """The value at ``settings.<section>`` or ``settings.<section>.<key>``; ``_ABSENT`` when there is none."""
+    section, _, key = path.removeprefix("settings.").partition(".")
+    value = settings.get(section, _ABSENT)
+    if not key or value is _ABSENT:
+        return value
+    return value.get(key, _ABSENT) if isinstance(value, dict) else _ABSENT
+
+
 def _console_kept(wanted: dict[str, Any], current: dict[str, Any], owned: set[str], logo_differs: bool) -> list[str]:
     """What the manifest would change but the console changed last: reported as kept."""
     kept = [k for k in ("theme", "branding", "plugins") if k in owned and current[k] != wanted[k]]
     kept += ["logo"] if "logo" in owned and logo_differs else []
     settings = current["settings"] or {}
     kept += [p for p in sorted(owned) if p.startswith("settings.")
-             and wanted["settings"].get(p.removeprefix("settings.")) != settings.get(p.removeprefix("settings."))]
+             and _setting_at(wanted["settings"], p) != _setting_at(settings, p)]
     return kept
 
 
 def _keep_console_settings(wanted: dict[str, Any], current: dict[str, Any], owned: set[str]) -> dict[str, Any]:
-    """The manifest's settings with the sections the console changed left as they are."""
-    merged = dict(wanted)
-    for path in owned:
-        if path.startswith("settings."):
-            section = path.removeprefix("settings.")
-            if section in current:
-                merged[section] = current[section]
-            else:
+    """The manifest's settings with the keys (or whole sections) the console changed left as they are."""
+    merged = {section: dict(value) if isinstance(value, dict) else value for section, value in wanted.items()}
+    for path in sorted(p for p in owned if p.startswith("settings.")):
+        section, _, key = path.removeprefix("settings.").partition(".")
+        value = _setting_at(current, path)
+        if not key or not isinstance(merged.get(section, {}), dict):
+            if value is _ABSENT:
                 merged.pop(section, None)
+            else:
+                merged[section] = dict(value) if isinstance(value, dict) else value
+            continue
+        table = merged.setdefault(section, {})
+        if value is _ABSENT:
+            table.pop(key, None)
+        else:
+            table[key] = value
+        if not table and section not in wanted:
+            merged.pop(section)
     return merged
 
 

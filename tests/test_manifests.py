@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.db import load_json
+from core.db import atomic, load_json
 from core.manifests import ManifestError, apply_manifest, parse_manifest
 from core.security import Passwords
 from core.tables import Membership, Organization, Tenant, TenantDomain, User
@@ -154,3 +154,31 @@ async def test_demo_manifests_apply_and_seed(portal_database, portal_settings, t
     roles = {r["role"] for r in await Membership.select(Membership.role).where(Membership.tenant == acme["id"])}
     assert roles == {"owner", "admin", "billing", "member", "viewer"}
     assert await Organization.count().where(Organization.tenant == acme["id"]) >= 2
+
+
+async def test_the_console_owns_the_settings_keys_it_changed_not_their_section(portal_database, tmp_path):
+    """A plan edited in the console stays; the manifest still sets the rest of ``[settings.billing]``."""
+    from core.console.service import bump_version
+
+    passwords = Passwords("test")
+    body = MINIMAL.format(slug="keys") + '\n    [settings.billing]\n    provider = "local"\n' \
+        '    invoice_reminder_days = [3, 7]\n    plans = [{ id = "team", name = "Team", price = 49 }]\n'
+    path = write(tmp_path, body)
+    await apply_manifest(parse_manifest(path), tmp_path, passwords)
+    tenant = await Tenant.select().where(Tenant.slug == "keys").first()
+    edited = {**load_json(tenant["settings"])["billing"], "plans": [{"id": "team", "name": "Team", "price": 59}]}
+    async with atomic():  # what the console's plan editor writes
+        await bump_version(tenant["id"], {Tenant.settings: {"billing": edited}})
+    row = await Tenant.select(Tenant.console_owned).where(Tenant.id == tenant["id"]).first()
+    assert load_json(row["console_owned"]) == ["settings.billing.plans"]
+
+    later = body.replace("invoice_reminder_days = [3, 7]", "invoice_reminder_days = [5]").replace(
+        "price = 49", "price = 39")
+    report = await apply_manifest(parse_manifest(write(tmp_path, later)), tmp_path, passwords)
+    assert report.changes == ["updated tenant keys: settings"] and report.kept == ["settings.billing.plans"]
+    billing = load_json((await Tenant.select().where(Tenant.id == tenant["id"]).first())["settings"])["billing"]
+    assert billing == {"provider": "local", "invoice_reminder_days": [5],
+                       "plans": [{"id": "team", "name": "Team", "price": 59}]}
+
+    again = await apply_manifest(parse_manifest(write(tmp_path, later)), tmp_path, passwords)
+    assert again.changes == [] and again.kept == ["settings.billing.plans"]

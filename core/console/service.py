@@ -42,6 +42,25 @@ CONSOLE_OWNED_COLUMNS = frozenset({"theme", "branding", "plugins", "logo"})
 """Tenant columns a manifest also sets: once the console changes one, re-applying the manifest keeps it."""
 
 
+def changed_setting_paths(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    """``settings.<section>.<key>`` for each key a change touched (``settings.<section>`` if a section isn't a table).
+
+    Claiming keys, not whole sections, leaves the rest of a section to the manifest: a plan
+    edited in the console must not freeze ``[settings.billing] invoice_reminder_days``.
+    """
+    paths: set[str] = set()
+    for section in set(before) | set(after):
+        old, new = before.get(section), after.get(section)
+        if old == new:
+            continue
+        if isinstance(old or {}, dict) and isinstance(new or {}, dict):
+            old, new = old or {}, new or {}
+            paths |= {f"settings.{section}.{key}" for key in set(old) | set(new) if old.get(key) != new.get(key)}
+        else:
+            paths.add(f"settings.{section}")
+    return paths
+
+
 async def _claim_for_console(tenant_id: uuid.UUID, values: dict[Any, Any], owned: Iterable[str]) -> None:
     """Add what this change touches to ``Tenant.console_owned`` (see ``core.manifests``)."""
     names = {column._meta.name: column for column in values}
@@ -53,8 +72,7 @@ async def _claim_for_console(tenant_id: uuid.UUID, values: dict[Any, Any], owned
     claimed = set(owned) | {name for name in names.keys() & CONSOLE_OWNED_COLUMNS
                             if name == "logo" or current[name] != values[names[name]]}
     if "settings" in names:
-        before, after = load_json(row["settings"]) or {}, values[Tenant.settings] or {}
-        claimed |= {f"settings.{key}" for key in set(before) | set(after) if before.get(key) != after.get(key)}
+        claimed |= changed_setting_paths(load_json(row["settings"]) or {}, values[Tenant.settings] or {})
     already = set(load_json(row["console_owned"]) or [])
     if claimed - already:
         values[Tenant.console_owned] = sorted(already | claimed)

@@ -103,6 +103,6 @@ async def test_every_console_change_emits_an_event(portal_app_factory, make_tena
         assert event.before is not None or event.after is not None, event.type
     # What the console changed is now the console's: re-applying the tenant's manifest keeps it.
     owned = (await Tenant.select(Tenant.console_owned).where(Tenant.id == tenant.id).first())["console_owned"]
-    assert sorted(load_json(owned)) == ["branding", "domains.primary", "logo", "plugins", "settings.billing"]
+    assert sorted(load_json(owned)) == ["branding", "domains.primary", "logo", "plugins", "settings.billing.plans"]
     assert (await TenantDomain.select(TenantDomain.source).where(TenantDomain.hostname == custom).first()) == {
         "source": "console"}

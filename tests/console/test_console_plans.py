@@ -230,7 +230,7 @@ async def test_unit_prices_edit_add_remove_reach_the_billing_summary(portal_app_
         updated = recorder.of("console.plan.updated")[-1]
         assert updated.before["unit_prices"] == {"api_calls": 0.0005, "seats": 9.0}
         assert updated.after["unit_prices"] == {"api_calls": 0.0004, "emails_sent": 0.000125}
-        assert updated.target.id == "team" and "settings.billing" in await _console_owned(tenant)
+        assert updated.target.id == "team" and "settings.billing.plans" in await _console_owned(tenant)
 
         # a post without the unit-price fields (not from this form) leaves them alone
         bare = {k: v for k, v in TEAM_FORM.items() if k != "unit_prices_form"}
