@@ -182,20 +182,21 @@ def _keep_console_settings(wanted: dict[str, Any], current: dict[str, Any], owne
     merged = {section: dict(value) if isinstance(value, dict) else value for section, value in wanted.items()}
     for path in sorted(p for p in owned if p.startswith("settings.")):
         section, _, key = path.removeprefix("settings.").partition(".")
-        value = _setting_at(current, path)
-        if not key or not isinstance(merged.get(section, {}), dict):
+        if key and isinstance(merged.get(section, {}), dict):
+            table = merged.setdefault(section, {})
+            value = _setting_at(current, path)
             if value is _ABSENT:
-                merged.pop(section, None)
+                table.pop(key, None)
             else:
-                merged[section] = dict(value) if isinstance(value, dict) else value
+                table[key] = value
+            if not table and section not in wanted:
+                merged.pop(section)
             continue
-        table = merged.setdefault(section, {})
+        value = current.get(section, _ABSENT)  # a whole section (older records, or the manifest's isn't a table)
         if value is _ABSENT:
-            table.pop(key, None)
+            merged.pop(section, None)
         else:
-            table[key] = value
-        if not table and section not in wanted:
-            merged.pop(section)
+            merged[section] = dict(value) if isinstance(value, dict) else value
     return merged
 
 

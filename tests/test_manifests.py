@@ -182,3 +182,16 @@ async def test_the_console_owns_the_settings_keys_it_changed_not_their_section(p
 
     again = await apply_manifest(parse_manifest(write(tmp_path, later)), tmp_path, passwords)
     assert again.changes == [] and again.kept == ["settings.billing.plans"]
+
+
+def test_a_console_key_in_a_section_the_manifest_no_longer_has_as_a_table_keeps_the_consoles_section():
+    """The console claimed ``settings.billing.plans``; a manifest that made ``billing`` a plain value must not
+    put the plans where the section was, nor lose them."""
+    from core.manifests import _keep_console_settings
+
+    current = {"billing": {"plans": ["team"], "provider": "local"}, "usage": {"timezone": "UTC"}}
+    wanted = {"billing": "off", "usage": {"timezone": "Europe/Berlin"}}
+    merged = _keep_console_settings(wanted, current, {"settings.billing.plans"})
+    assert merged == {"billing": {"plans": ["team"], "provider": "local"}, "usage": {"timezone": "Europe/Berlin"}}
+    assert _keep_console_settings({"usage": {}}, current, {"settings.billing.plans"}) == {
+        "usage": {}, "billing": {"plans": ["team"]}}
