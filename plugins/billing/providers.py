@@ -18,6 +18,7 @@ from core.events import Target, emit
 from plugins.billing import notices
 from plugins.billing.plans import Plan, billing_config, money
 from plugins.billing.service import (
+    PRORATION_INVOICE,
     Proration,
     add_months,
     card_expired,
@@ -131,7 +132,7 @@ class LocalProvider:
                         plan_line(target, now, end, proration.charge,
                                   f"Remaining time on {target.name} after {now:%d %b %Y}"),
                     ], target.currency, status=settled.status, issued_at=now, paid_at=settled.paid_at,
-                        payment_note=settled.payment_note, period=(now, end), kind="proration")
+                        payment_note=settled.payment_note, period=(now, end), kind=PRORATION_INVOICE)
                     await emit(ctx, "billing.invoice.created", organization_id=org.id,
                                target=Target("invoice", str(invoice["id"]), invoice["number"]),
                                after={"status": invoice["status"], "total": invoice["total"], "proration": True})

@@ -31,12 +31,10 @@ from core.events import Target, emit
 from core.mail import send_mail
 from core.notifications import notify
 from plugins.billing.plans import billing_config, money
-from plugins.billing.service import billing_contacts
+from plugins.billing.service import PRORATION_INVOICE, RENEWAL_INVOICE, billing_contacts
 from plugins.billing.tables import Invoice
 
-RENEWAL = "renewal"
-PRORATION = "proration"
-REMINDED_KINDS = (RENEWAL, PRORATION)
+REMINDED_KINDS = [RENEWAL_INVOICE, PRORATION_INVOICE]
 
 
 @dataclass
@@ -64,7 +62,7 @@ async def remind_open_invoices(runtime: Any, now: datetime | None = None, tenant
         Invoice.amount_paid, Invoice.issued_at, Invoice.due_at, Invoice.reminder_days,
         Invoice.organization.slug.as_alias("org_slug"), Invoice.organization.name.as_alias("org_name"),
     ).where(Invoice.status == "open", Invoice.issued_at <= now - timedelta(days=1),
-            Invoice.kind.is_in(list(REMINDED_KINDS)), Invoice.stripe_invoice_id.is_null())
+            Invoice.kind.is_in(REMINDED_KINDS), Invoice.stripe_invoice_id.is_null())
     if tenant_id is not None:
         query = query.where(Invoice.tenant == tenant_id)
     for row in await query.order_by(Invoice.issued_at):

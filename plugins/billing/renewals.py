@@ -30,7 +30,14 @@ from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from core.tables import Organization
 from plugins.billing.plans import billing_config
-from plugins.billing.service import create_invoice, customer_of, next_period_end, plan_line, settlement
+from plugins.billing.service import (
+    RENEWAL_INVOICE,
+    create_invoice,
+    customer_of,
+    next_period_end,
+    plan_line,
+    settlement,
+)
 from plugins.billing.tables import Subscription
 
 log = logging.getLogger("portal.billing.renewals")
@@ -108,7 +115,7 @@ async def invoice_period(ctx: RequestContext, org: CurrentOrganization, plan: An
     settled = settlement(await customer_of(ctx.tenant.id, org.id), start, plan.price)
     invoice = await create_invoice(ctx, org.id, [plan_line(plan, start, end)], plan.currency,
                                    status=settled.status, issued_at=start, paid_at=settled.paid_at,
-                                   payment_note=settled.payment_note, period=(start, end), kind="renewal")
+                                   payment_note=settled.payment_note, period=(start, end), kind=RENEWAL_INVOICE)
     await emit(ctx, "billing.invoice.created", organization_id=org.id,
                target=Target("invoice", str(invoice["id"]), invoice["number"]),
                after={"status": invoice["status"], "total": invoice["total"], "renewal": True})

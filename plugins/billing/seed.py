@@ -18,7 +18,7 @@ from typing import Any
 from core.context import RequestContext
 from core.db import atomic, utcnow
 from plugins.billing.plans import Plan, billing_config
-from plugins.billing.service import add_months, create_invoice, plan_line
+from plugins.billing.service import RENEWAL_INVOICE, add_months, create_invoice, plan_line
 from plugins.billing.tables import BillingCustomer, Subscription
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -91,5 +91,5 @@ async def seed_organization(ctx: RequestContext, org: Any) -> bool:
                 status, paid_at, due = "open", None, issued + timedelta(days=7)
             await create_invoice(ctx, org["id"], lines, plan.currency, status=status, issued_at=issued, due_at=due,
                                  paid_at=paid_at, payment_note=note if status == "paid" else "", period=(start, end),
-                                 kind="renewal")
+                                 kind=RENEWAL_INVOICE)
     return True

@@ -76,7 +76,12 @@ class SubscriptionView:
     @property
     def pause_scheduled(self) -> bool:
         """Whether a pause is set at all (begun or not, with or without a resume date): the page shows it."""
-        return self.row.get("pause_starts_at") is not None
+        return pause_set(self.row)
+
+
+def pause_set(row: dict[str, Any]) -> bool:
+    """A pause is recorded, begun or not, dated or until resumed: it can't be paused again, only resumed."""
+    return row.get("pause_starts_at") is not None or row.get("pause_resumes_at") is not None
 
 
 def paused_now(row: dict[str, Any], now: datetime | None = None) -> bool:
@@ -214,6 +219,12 @@ def settlement(customer: dict[str, Any] | None, at: datetime, amount: int) -> Se
     return Settlement("open")
 
 
+RENEWAL_INVOICE = "renewal"
+"""``Invoice.kind`` of a period's invoice written by the renewal job (and the demo's monthly invoices)."""
+PRORATION_INVOICE = "proration"
+"""``Invoice.kind`` of the invoice a plan change on the local ledger writes."""
+
+
 async def create_invoice(ctx: RequestContext, org_id: uuid.UUID, lines: list[dict[str, Any]], currency: str, *,
                          status: str = "open", issued_at: datetime | None = None, due_at: datetime | None = None,
                          paid_at: datetime | None = None, payment_note: str = "", number: str | None = None,
@@ -324,7 +335,7 @@ def pause_refusal(config: BillingConfig, row: dict[str, Any] | None, months: int
         return "Your contract sets your plan; contact your account manager."
     if row is None or row["status"] != "active" or row["cancel_at_period_end"]:
         return "Only an active subscription can be paused."
-    if row["pause_starts_at"] is not None or row["pause_resumes_at"] is not None:
+    if pause_set(row):
         return "This subscription is already paused."
     return None
 

@@ -22,7 +22,7 @@ from core.db import as_utc, atomic, utcnow
 from core.events import Target, emit
 from plugins.billing.plans import Plan
 from plugins.billing.providers import ActionResult, BillingError
-from plugins.billing.service import Proration, customer_of, subscription_of
+from plugins.billing.service import Proration, customer_of, pause_set, subscription_of
 from plugins.billing.tables import StripeAccount
 
 
@@ -211,7 +211,7 @@ class StripeProvider:
     async def resume(self, ctx: RequestContext, org: CurrentOrganization) -> ActionResult:
         """Unset ``pause_collection`` (dated or until resumed): Stripe invoices again from the next period."""
         row = await self._sub(ctx, org)
-        if row["pause_starts_at"] is None and row["pause_resumes_at"] is None:
+        if not pause_set(row):
             raise BillingError("There is no pause to end.")
         updated = await call(self.client.v1.subscriptions.update, row["stripe_subscription_id"],
                              params={"pause_collection": ""})
